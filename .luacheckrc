@@ -1,0 +1,5 @@
+std = "max"
+read_globals = { "ngx" }
+max_line_length = 120
+exclude_files = { "build/", "spec/support/node/" }
+files["spec/"] = { std = "+busted" }

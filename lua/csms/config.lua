@@ -1,0 +1,129 @@
+-- Settings resolution, as the official SDKs do it: the table given, then the environment, then
+-- the profile file ~/.huaweicloud/credentials. Nothing is read until a client is made.
+local errors = require "csms.errors"
+
+local M = {}
+
+-- Regions of the official SDKs' CSMS table; their endpoint is https://kms.<region>.myhuaweicloud.com.
+M.regions = {}
+for r in ([[cn-north-4 cn-north-1 cn-north-2 cn-north-9 cn-north-11 cn-north-12 cn-east-2 cn-east-3
+  cn-east-4 cn-east-5 cn-south-1 cn-south-2 cn-southwest-2 cn-southwest-3 ap-southeast-1
+  ap-southeast-2 ap-southeast-3 ap-southeast-4 ap-southeast-5 la-south-2 la-north-2 sa-brazil-1
+  na-mexico-1 me-east-1 tr-west-1 ae-ad-1 my-kualalumpur-1 ru-moscow-1 af-north-1
+  af-south-1]]):gmatch("%S+") do
+  M.regions[r] = true
+end
+
+local function config_error(msg)
+  return nil, errors.new("config", msg)
+end
+
+local function nonempty(v)
+  if v == nil or v == "" then return nil end
+  return v
+end
+
+-- Reads the [basic] section of an INI profile. Missing file: empty table.
+function M.read_profile(path)
+  local f = io.open(path, "r")
+  if not f then return {} end
+  local section, out = nil, {}
+  for line in f:lines() do
+    line = line:gsub("^%s+", ""):gsub("%s+$", "")
+    local s = line:match("^%[(.-)%]$")
+    if s then
+      section = s:gsub("^%s+", ""):gsub("%s+$", "")
+    elseif section == "basic" and line ~= "" and not line:find("^[#;]") then
+      local k, v = line:match("^([%w_]+)%s*=%s*(.-)$")
+      if k then out[k:lower()] = v end
+    end
+  end
+  f:close()
+  return out
+end
+
+local function profile_path(getenv)
+  local p = nonempty(getenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE"))
+  if p then return p end
+  local home = nonempty(getenv("HOME"))
+  return home and (home .. "/.huaweicloud/credentials") or nil
+end
+
+-- Credentials: an IAM token, or an AK/SK pair (plus a security token for temporary keys),
+-- taken whole from the first source that has them.
+local function resolve_credentials(opts, getenv, profile)
+  if opts.auth_token then return { auth_token = opts.auth_token } end
+  if opts.ak or opts.sk then
+    if not (opts.ak and opts.sk) then
+      return config_error("ak and sk must be given together (got only " .. (opts.ak and "ak" or "sk") .. ")")
+    end
+    return { ak = opts.ak, sk = opts.sk, security_token = opts.security_token }
+  end
+  for _, prefix in ipairs { "HUAWEICLOUD_SDK_", "CLOUD_SDK_" } do
+    local ak, sk = nonempty(getenv(prefix .. "AK")), nonempty(getenv(prefix .. "SK"))
+    if ak and sk then
+      return { ak = ak, sk = sk, security_token = nonempty(getenv(prefix .. "SECURITY_TOKEN")) }
+    elseif ak or sk then
+      return config_error(prefix .. "AK and " .. prefix .. "SK must be set together")
+    end
+  end
+  local p = profile()
+  if nonempty(p.ak) and nonempty(p.sk) then
+    return { ak = p.ak, sk = p.sk, security_token = nonempty(p.security_token) }
+  end
+  return config_error("no credentials: pass ak/sk (or auth_token) to csms.new, set "
+    .. "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, or write [basic] ak/sk in "
+    .. "~/.huaweicloud/credentials")
+end
+
+local function resolve_endpoint(opts, getenv)
+  if opts.endpoint then
+    local ep = opts.endpoint:gsub("/+$", "")
+    if not ep:match("^https?://[%w%.%-%[%]:]+$") then
+      return config_error("endpoint must be http(s)://host[:port] with no path, got '" .. opts.endpoint .. "'")
+    end
+    return ep
+  end
+  local region = opts.region
+  if not region then
+    return config_error("no endpoint: pass region (e.g. \"cn-north-4\") or endpoint to csms.new")
+  end
+  local override = nonempty(getenv("HUAWEICLOUD_SDK_REGION_CSMS_" .. region:upper():gsub("-", "_")))
+  if override then return resolve_endpoint({ endpoint = override }, getenv) end
+  if not M.regions[region] then
+    return config_error("unknown region '" .. region .. "': pass endpoint= for a region not in the table")
+  end
+  return "https://kms." .. region .. ".myhuaweicloud.com"
+end
+
+-- Returns the settings a client needs: { endpoint, project_id, ak, sk, security_token,
+-- auth_token }, or nil, err (kind "config").
+function M.resolve(opts, getenv)
+  getenv = getenv or os.getenv
+  local cached
+  local function profile()
+    if cached == nil then
+      local path = profile_path(getenv)
+      cached = path and M.read_profile(path) or {}
+    end
+    return cached
+  end
+  local creds, err = resolve_credentials(opts, getenv, profile)
+  if not creds then return nil, err end
+  local endpoint
+  endpoint, err = resolve_endpoint(opts, getenv)
+  if not endpoint then return nil, err end
+  local project_id = opts.project_id or nonempty(getenv("HUAWEICLOUD_SDK_PROJECT_ID"))
+    or nonempty(profile().project_id)
+  if not project_id then
+    return config_error("no project_id: pass project_id, set HUAWEICLOUD_SDK_PROJECT_ID, or write "
+      .. "project_id in the [basic] section of ~/.huaweicloud/credentials")
+  end
+  if #project_id > 64 or not project_id:match("^[%w_%-]+$") then
+    return config_error("project_id must be 1-64 letters, digits, '-' or '_' (IAM gives 32 hex digits)")
+  end
+  creds.endpoint, creds.project_id = endpoint, project_id
+  return creds
+end
+
+return M

@@ -1,0 +1,397 @@
+-- csms: back up and restore Huawei Cloud CSMS secrets (DownloadSecretBlob / UploadSecretBlob).
+-- Signing and HTTP are in C (csms.core); validation, retries and errors are here.
+local core = require "csms.core"
+local cjson = require "cjson.safe"
+local config = require "csms.config"
+local errors = require "csms.errors"
+local transport = require "csms.transport"
+
+local M = {
+  _VERSION = "0.1.0",
+  errors = errors,
+}
+M.USER_AGENT = "lua-csms/" .. M._VERSION
+
+local BLOB_MAX = 5242880
+local CONTENT_TYPE = "application/json;charset=UTF-8"
+local RETRY_STATUS = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
+-- Statuses after which the service may have carried out a (non-idempotent) restore.
+local MAYBE_APPLIED_STATUS = { [500] = true, [502] = true, [503] = true, [504] = true }
+
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+
+-- ---------------------------------------------------------------- argument checks (raise)
+
+local function check(cond, fmt, ...)
+  if not cond then error(("csms: " .. fmt):format(...), 3) end
+end
+
+local function check_type(v, want, name, optional)
+  if v == nil and optional then return end
+  check(type(v) == want, "%s must be a %s%s, got %s", name, want, optional and " or nil" or "", type(v))
+end
+
+local OPTION_TYPES = {
+  ak = "string", sk = "string", security_token = "string", auth_token = "string",
+  project_id = "string", region = "string", endpoint = "string",
+  timeout = "number", connect_timeout = "number", retries = "number", backoff_base = "number",
+  backoff_max = "number", retry_after_max = "number", max_response = "number",
+  verify_tls = "boolean", cafile = "string", proxy = "string",
+}
+
+local function check_options(opts)
+  check_type(opts, "table", "options", true)
+  opts = opts or {}
+  for k, v in pairs(opts) do
+    if k == "transport" then
+      check(type(v) == "function" or type(v) == "table",
+        "transport must be a function or a transport table, got %s", type(v))
+    else
+      check(OPTION_TYPES[k] ~= nil, "unknown option '%s'", tostring(k))
+      check_type(v, OPTION_TYPES[k], k)
+    end
+  end
+  check(opts.retries == nil or (opts.retries >= 0 and opts.retries == math.floor(opts.retries)),
+    "retries must be a whole number >= 0")
+  return opts
+end
+
+-- ---------------------------------------------------------------- input validation (nil, err)
+
+local function invalid(op, msg)
+  return nil, errors.new("invalid_argument", msg, { op = op })
+end
+
+local function name_problem(name)
+  if #name < 1 or #name > 64 then return "secret name must be 1 to 64 characters long" end
+  if name:find("[^A-Za-z0-9_%-]") then
+    return "secret name may only hold letters, digits, '_' and '-' (^[a-zA-Z0-9_-]{1,64}$)"
+  end
+end
+
+-- The documented shape: prefix, domain, then a compact JWE whose header names alg and enc.
+local function blob_problem(blob)
+  if #blob > BLOB_MAX then return "secret_blob is longer than 5,242,880 characters" end
+  local header, err = core.blob_header(blob)
+  if not header then return err end
+  local h = cjson.decode(header)
+  if type(h) ~= "table" then return "secret_blob's JWE header is not a JSON object" end
+  if type(h.alg) ~= "string" or type(h.enc) ~= "string" then
+    return "secret_blob's JWE header does not name alg and enc"
+  end
+end
+
+M.validate_name = function(name)
+  check_type(name, "string", "secret name")
+  local p = name_problem(name)
+  if p then return invalid(nil, p) end
+  return true
+end
+
+M.validate_blob = function(blob)
+  check_type(blob, "string", "secret_blob")
+  local p = blob_problem(blob)
+  if p then return invalid(nil, p) end
+  return true
+end
+
+-- ---------------------------------------------------------------- signing
+
+local function check_request(req)
+  check_type(req, "table", "request")
+  check_type(req.method, "string", "request.method")
+  check_type(req.url, "string", "request.url")
+  check_type(req.headers, "table", "request.headers", true)
+  check_type(req.body, "string", "request.body", true)
+end
+
+local function unsigned_set(opts)
+  if not opts or not opts.unsigned_headers then return nil end
+  check_type(opts.unsigned_headers, "table", "unsigned_headers")
+  local set = {}
+  for _, n in ipairs(opts.unsigned_headers) do set[n:lower()] = true end
+  return set
+end
+
+-- Pure signing, no I/O: returns a new table of headers to send (the request's headers plus
+-- X-Sdk-Date when absent, X-Security-Token when given, and Authorization).
+-- opts.unsigned_headers: names to send but leave out of the signature (e.g. { "host" }).
+function M.sign(req, creds, opts)
+  check_request(req)
+  check_type(creds, "table", "credentials")
+  check_type(creds.ak, "string", "credentials.ak")
+  check_type(creds.sk, "string", "credentials.sk")
+  check_type(creds.security_token, "string", "credentials.security_token", true)
+  check_type(opts, "table", "options", true)
+  local signer, err = core.signer(creds.ak, creds.sk, creds.security_token)
+  if not signer then return invalid("sign", err) end
+  local headers
+  headers, err = core.sign(signer, req.method, req.url, req.headers or {}, req.body, nil, false,
+    unsigned_set(opts))
+  core.wipe(signer)
+  if not headers then return invalid("sign", err) end
+  return headers
+end
+
+-- The canonical request csms.sign would hash: to compare with the one a gateway sends back
+-- in a 401 message.
+function M.canonical_request(req, opts)
+  check_request(req)
+  local signer = core.signer("AK", "SK")
+  local _, canonical = core.sign(signer, req.method, req.url, req.headers or {}, req.body, nil,
+    true, unsigned_set(opts))
+  core.wipe(signer)
+  if not canonical then return invalid("sign", _) end
+  return canonical
+end
+
+-- ---------------------------------------------------------------- client
+
+local Client = {}
+Client.__index = Client
+local private = setmetatable({}, { __mode = "k" }) -- client -> { signer, auth_token, secrets }
+
+-- Converts cjson's nulls to nil and whole floats to integers (times are milliseconds).
+local function tidy(v)
+  if type(v) == "table" then
+    for k, x in pairs(v) do
+      if x == cjson.null then v[k] = nil else v[k] = tidy(x) end
+    end
+  elseif type(v) == "number" and math.tointeger then
+    return math.tointeger(v) or v
+  end
+  return v
+end
+
+-- Seconds from a Retry-After value: delta-seconds or an HTTP date.
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
+                 Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+local function days_from_civil(y, m, d)
+  y = m <= 2 and y - 1 or y
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+local function retry_after_seconds(v, now)
+  if not v then return nil end
+  local n = tonumber(v:match("^%s*(%d+)%s*$"))
+  if n then return n end
+  local d, mon, y, hh, mm, ss = v:match("(%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
+  if d and MONTHS[mon] then
+    local t = days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400
+      + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
+    return math.max(0, t - now)
+  end
+end
+
+function M.new(opts)
+  opts = check_options(opts)
+  local s, err = config.resolve(opts)
+  if not s then return nil, err end
+  local self = setmetatable({
+    endpoint = s.endpoint,
+    project_id = s.project_id,
+    auth = s.auth_token and "token" or "aksk",
+    retries = opts.retries or 3,
+    backoff_base = opts.backoff_base or 0.2,
+    backoff_max = opts.backoff_max or 10,
+    retry_after_max = opts.retry_after_max or 30,
+    clock_skew = 0, -- seconds added to the local clock when signing
+  }, Client)
+  self.host = self.endpoint:match("^https?://([^/]+)")
+  local p = { secrets = { s.sk, s.security_token, s.auth_token } }
+  if s.auth_token then
+    p.auth_token = s.auth_token
+  else
+    p.signer, err = core.signer(s.ak, s.sk, s.security_token)
+    if not p.signer then return nil, errors.new("config", err) end
+  end
+  if type(opts.transport) == "function" then
+    self.transport = transport.from_function(opts.transport)
+  else
+    self.transport = opts.transport or transport.curl(opts)
+  end
+  private[self] = p
+  return self
+end
+
+function Client:__tostring()
+  return ("csms.client(%s, project %s, %s auth)"):format(self.endpoint, self.project_id, self.auth)
+end
+
+function Client:close()
+  local p = private[self]
+  if not p then return end
+  if p.signer then core.wipe(p.signer) end
+  private[self] = nil
+  self.transport:close()
+end
+Client.__close = Client.close
+Client.__gc = Client.close -- Lua 5.2+; on LuaJIT the userdata inside free themselves
+
+-- Builds and signs the request for one attempt (every attempt is signed afresh).
+function Client:prepare(method, path, body)
+  local p = private[self]
+  if not p then error("csms: client used after close", 3) end
+  local headers = {
+    ["Content-Type"] = CONTENT_TYPE,
+    ["User-Agent"] = M.USER_AGENT,
+    Host = self.host,
+  }
+  local url = self.endpoint .. path
+  if p.auth_token then
+    headers["X-Auth-Token"] = p.auth_token
+    return { method = method, url = url, headers = headers, body = body }
+  end
+  headers["X-Project-Id"] = self.project_id
+  local signed, err = core.sign(p.signer, method, url, headers, body, os.time() + self.clock_skew)
+  if not signed then return nil, err end
+  return { method = method, url = url, headers = signed, body = body }
+end
+
+-- The error for a non-2xx answer.
+function Client:http_error(op, res)
+  local e = errors.parse_body(res.body)
+  local secrets = private[self] and private[self].secrets or {}
+  return errors.new("http", nil, {
+    op = op,
+    status = res.status,
+    error_code = e.error_code,
+    error_msg = errors.redact(e.error_msg, secrets),
+    request_id = res.headers["x-request-id"] or e.request_id,
+    encoded_authorization_message = e.encoded_authorization_message,
+    retryable = RETRY_STATUS[res.status] or false,
+    conflict = errors.is_conflict(res.status, e.error_msg) or nil,
+  })
+end
+
+function Client:backoff(attempt)
+  local cap = math.min(self.backoff_max, self.backoff_base * 2 ^ (attempt - 1))
+  return core.random() * cap
+end
+
+-- Sends with retries. Returns the decoded JSON body of a 2xx answer (or true for an empty
+-- one), with the request id; or nil, err.
+function Client:call(op, method, path, body)
+  local maybe_applied, last_err = false, nil
+  for attempt = 1, self.retries + 1 do
+    local req, perr = self:prepare(method, path, body)
+    if not req then return invalid(op, perr) end
+    local res, terr = self.transport:request(req)
+    local err, delay
+    if res and res.status >= 200 and res.status < 300 then
+      local rid = res.headers["x-request-id"]
+      if res.body == "" then return true, rid end
+      local doc = cjson.decode(res.body)
+      if type(doc) ~= "table" then
+        return nil, errors.new("bad_response", "the answer is not a JSON object", {
+          op = op, status = res.status, request_id = rid, attempts = attempt })
+      end
+      return tidy(doc), rid
+    elseif res then
+      err = self:http_error(op, res)
+      if err.conflict and maybe_applied then
+        err.kind = "conflict_after_retry"
+        err.message = "an earlier attempt may have restored the secret before failing ("
+          .. tostring(last_err) .. "); the service now says it exists"
+      end
+      maybe_applied = maybe_applied or MAYBE_APPLIED_STATUS[res.status] or false
+      local ra = retry_after_seconds(res.headers["retry-after"], os.time())
+      if err.retryable and ra then
+        if ra > self.retry_after_max then err.retryable = false else delay = ra end
+      end
+    else
+      err = errors.new(terr.kind, terr.message, {
+        op = op, retryable = terr.kind == "transport" or terr.kind == "timeout" })
+      maybe_applied = maybe_applied or terr.sent or false
+    end
+    err.attempts = attempt
+    if not err.retryable or attempt > self.retries then return nil, err end
+    last_err = err
+    self.transport:sleep(delay or self:backoff(attempt))
+  end
+end
+
+-- DownloadSecretBlob: res.secret_blob (every version, encrypted), res.request_id.
+function Client:backup(name)
+  check_type(name, "string", "secret name")
+  local p = name_problem(name)
+  if p then return invalid("backup", p) end
+  local doc, rid = self:call("backup", "POST", "/v1/" .. self.project_id .. "/secrets/" .. name .. "/backup")
+  if not doc then return nil, rid end
+  if type(doc) ~= "table" or type(doc.secret_blob) ~= "string" or doc.secret_blob == "" then
+    return nil, errors.new("bad_response", "the answer has no secret_blob string",
+      { op = "backup", request_id = rid })
+  end
+  return { secret_blob = doc.secret_blob, request_id = rid }
+end
+
+-- UploadSecretBlob: res.secret (metadata, never the value), res.request_id.
+function Client:restore(blob)
+  check_type(blob, "string", "secret_blob")
+  local p = blob_problem(blob)
+  if p then return invalid("restore", p) end
+  local body = cjson.encode { secret_blob = blob }
+  local doc, rid = self:call("restore", "POST", "/v1/" .. self.project_id .. "/secrets/restore", body)
+  if not doc then return nil, rid end
+  if type(doc) ~= "table" or type(doc.secret) ~= "table" then
+    return nil, errors.new("bad_response", "the answer has no secret object",
+      { op = "restore", request_id = rid })
+  end
+  return { secret = doc.secret, request_id = rid }
+end
+
+-- ListSecrets: res.secrets, res.page_info ({ next_marker, previous_marker, current_count }).
+function Client:list_secrets(opts)
+  check_type(opts, "table", "options", true)
+  opts = opts or {}
+  check_type(opts.limit, "number", "limit", true)
+  check_type(opts.marker, "string", "marker", true)
+  local q = {}
+  if opts.limit then
+    if opts.limit < 1 or opts.limit > 200 or opts.limit ~= math.floor(opts.limit) then
+      return invalid("list", "limit must be a whole number from 1 to 200")
+    end
+    q[#q + 1] = ("limit=%d"):format(opts.limit)
+  end
+  if opts.marker then
+    local p = name_problem(opts.marker)
+    if p then return invalid("list", "marker: " .. p) end
+    q[#q + 1] = "marker=" .. opts.marker
+  end
+  local path = "/v1/" .. self.project_id .. "/secrets" .. (#q > 0 and "?" .. table.concat(q, "&") or "")
+  local doc, rid = self:call("list", "GET", path)
+  if not doc then return nil, rid end
+  if type(doc) ~= "table" or type(doc.secrets) ~= "table" then
+    return nil, errors.new("bad_response", "the answer has no secrets list", { op = "list", request_id = rid })
+  end
+  return { secrets = doc.secrets, page_info = doc.page_info, request_id = rid }
+end
+
+-- ---------------------------------------------------------------- one-shots
+
+local function one_shot(method, ...)
+  local args = { ... }
+  local n = select("#", ...)
+  local opts = args[n]
+  local client, err = M.new(opts)
+  if not client then return nil, err end
+  local res, e = Client[method](client, unpack(args, 1, n - 1))
+  client:close()
+  return res, e
+end
+
+function M.backup(name, opts)
+  check_type(name, "string", "secret name")
+  return one_shot("backup", name, opts)
+end
+
+function M.restore(blob, opts)
+  check_type(blob, "string", "secret_blob")
+  return one_shot("restore", blob, opts)
+end
+
+M.Client = Client
+return M

@@ -1,0 +1,85 @@
+-- Transports: how a signed request reaches the service. A transport is a table with
+--   request(self, req) -> res | nil, terr
+--       req  = { method, url, headers = { Name = value }, body = string|nil }
+--       res  = { status = n, headers = { lowercase-name = value }, body = string }
+--       terr = { kind = "transport"|"timeout"|"tls"|"response_too_large"|"bad_response"|
+--                "invalid_argument", message = string, sent = boolean }
+--   sleep(self, seconds), close(self)
+-- The default one is libcurl (csms.core.http); csms.new{ transport = fn } wraps a function
+-- fn(req) -> res | nil, terr the same way, so other event loops can plug theirs in.
+local core = require "csms.core"
+
+local M = {}
+
+local Curl = {}
+Curl.__index = Curl
+
+function M.curl(opts)
+  local http = core.http {
+    timeout = opts.timeout, connect_timeout = opts.connect_timeout,
+    verify_tls = opts.verify_tls, cafile = opts.cafile, proxy = opts.proxy,
+    max_response = opts.max_response,
+  }
+  return setmetatable({ http = http, finished = {} }, Curl)
+end
+
+local function to_result(r)
+  if r.error then
+    return nil, { kind = r.error, message = r.message, sent = r.sent, curl_code = r.curl_code }
+  end
+  return { status = r.status, headers = r.headers, body = r.body }
+end
+
+-- Blocking request. Results of other requests in flight on the same handle (csms.batch's)
+-- that complete meanwhile are kept for whoever waits for them.
+function Curl:request(req)
+  local id, err = self.http:submit(req.method, req.url, req.headers, req.body)
+  if not id then return nil, { kind = "invalid_argument", message = err, sent = false } end
+  return self:await(id)
+end
+
+function Curl:submit(req)
+  return self.http:submit(req.method, req.url, req.headers, req.body)
+end
+
+function Curl:await(id)
+  while true do
+    local r = self.finished[id]
+    if r then
+      self.finished[id] = nil
+      return to_result(r)
+    end
+    for _, done in ipairs(self.http:wait(1)) do self.finished[done.id] = done end
+  end
+end
+
+-- Waits up to timeout seconds for any completion: returns a list of { id, res, terr }.
+function Curl:poll(timeout)
+  local out = {}
+  for id, r in pairs(self.finished) do
+    self.finished[id] = nil
+    local res, terr = to_result(r)
+    out[#out + 1] = { id = id, res = res, terr = terr }
+  end
+  if #out > 0 then return out end
+  for _, r in ipairs(self.http:wait(timeout)) do
+    local res, terr = to_result(r)
+    out[#out + 1] = { id = r.id, res = res, terr = terr }
+  end
+  return out
+end
+
+function Curl.sleep(_, seconds) core.sleep(seconds) end
+
+function Curl:close() self.http:close() end
+
+-- A user function as a transport.
+function M.from_function(fn)
+  return {
+    request = function(_, req) return fn(req) end,
+    sleep = function(_, seconds) core.sleep(seconds) end,
+    close = function() end,
+  }
+end
+
+return M

@@ -1,0 +1,279 @@
+/* csms.core: the C half of the csms module. Signing, the blob shape check, SHA-256 and the
+ * libcurl transport; everything else lives in Lua (lua/csms/). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "blob.h"
+#include "buf.h"
+#include "compat.h"
+#include "http.h"
+#include "sign.h"
+
+#define SIGNER_MT "csms.signer"
+
+/* ---------------------------------------------------------------- signer */
+
+typedef struct {
+  csms_signer_t *s;
+  char *token; /* security token of temporary credentials, or NULL */
+  size_t token_len;
+} signer_ud;
+
+static int signer_gc(lua_State *L) {
+  signer_ud *u = luaL_checkudata(L, 1, SIGNER_MT);
+  csms_signer_free(u->s);
+  u->s = NULL;
+  if (u->token) {
+    OPENSSL_cleanse(u->token, u->token_len);
+    free(u->token);
+    u->token = NULL;
+  }
+  return 0;
+}
+
+static int signer_tostring(lua_State *L) {
+  luaL_checkudata(L, 1, SIGNER_MT);
+  lua_pushliteral(L, "csms.signer (credentials hidden)");
+  return 1;
+}
+
+static int has_ctl(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return 1;
+  return 0;
+}
+
+/* core.signer(ak, sk [, security_token]) -> signer | nil, message */
+static int l_signer(lua_State *L) {
+  size_t akn, skn, tn = 0;
+  const char *ak = luaL_checklstring(L, 1, &akn);
+  const char *sk = luaL_checklstring(L, 2, &skn);
+  const char *token = luaL_optlstring(L, 3, NULL, &tn);
+  const char *bad = NULL;
+  if (akn == 0 || has_ctl(ak, akn) || memchr(ak, ',', akn) || memchr(ak, ' ', akn))
+    bad = "ak is empty or has spaces, commas or control characters";
+  else if (skn == 0)
+    bad = "sk is empty";
+  else if (token && (tn == 0 || has_ctl(token, tn)))
+    bad = "security_token is empty or has control characters";
+  if (bad) {
+    lua_pushnil(L);
+    lua_pushstring(L, bad);
+    return 2;
+  }
+  signer_ud *u = lua_newuserdata(L, sizeof *u);
+  memset(u, 0, sizeof *u); /* __gc must be safe on a half-built object */
+  luaL_setmetatable(L, SIGNER_MT);
+  u->s = csms_signer_new(ak, akn, sk, skn);
+  if (!u->s) return luaL_error(L, "csms: could not set up HMAC-SHA256 (OpenSSL)");
+  if (token) {
+    u->token = malloc(tn + 1);
+    if (!u->token) return luaL_error(L, "out of memory");
+    memcpy(u->token, token, tn + 1);
+    u->token_len = tn;
+  }
+  return 1;
+}
+
+static int name_is(const char *name, size_t n, const char *lit) {
+  return strlen(lit) == n && strncasecmp(name, lit, n) == 0;
+}
+
+/* True when the set at idx (or none) holds the lower-cased name. */
+static int in_set(lua_State *L, int idx, const char *name, size_t n) {
+  if (lua_isnoneornil(L, idx) || n > 64) return 0;
+  char low[65];
+  for (size_t i = 0; i < n; i++) low[i] = (name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i];
+  lua_pushlstring(L, low, n);
+  lua_rawget(L, idx);
+  int r = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return r;
+}
+
+/* core.sign(signer, method, url, headers, body, now [, want_canonical [, unsigned_set]])
+ *   -> new headers table [, canonical request] | nil, message
+ * The new table holds the given headers plus X-Sdk-Date (when absent), X-Security-Token (when
+ * the signer has one) and Authorization. host is signed from the URL unless given. Names in
+ * unsigned_set ({["host"] = true}, lower case) are sent but left out of the signature. */
+static int l_sign(lua_State *L) {
+  signer_ud *u = luaL_checkudata(L, 1, SIGNER_MT);
+  size_t mn, un, bn = 0;
+  const char *method = luaL_checklstring(L, 2, &mn);
+  const char *url = luaL_checklstring(L, 3, &un);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  const char *body = luaL_optlstring(L, 5, "", &bn);
+  time_t now = (time_t)luaL_optinteger(L, 6, (lua_Integer)time(NULL));
+  int want_canonical = lua_toboolean(L, 7);
+  if (!lua_isnoneornil(L, 8)) luaL_checktype(L, 8, LUA_TTABLE);
+  if (!u->s) return luaL_error(L, "csms: signer used after it was freed");
+
+  csms_url_t pu;
+  const char *err;
+  if (csms_url_parse(url, un, &pu, &err)) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+
+  /* Copy the headers into the result (index 8), noting the ones we add or replace. */
+  lua_settop(L, 8);
+  lua_newtable(L);
+  const int res = 9;
+  int have_host = 0, have_date = 0, count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, 4)) {
+    if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
+      return luaL_error(L, "csms.sign: header names and values must be strings");
+    size_t kn;
+    const char *k = lua_tolstring(L, -2, &kn);
+    if (name_is(k, kn, "authorization") || (u->token && name_is(k, kn, "x-security-token"))) {
+      lua_pop(L, 1); /* replaced below */
+      continue;
+    }
+    have_host |= name_is(k, kn, "host");
+    have_date |= name_is(k, kn, "x-sdk-date");
+    lua_pushvalue(L, -2);
+    lua_pushstring(L, lua_tostring(L, -2)); /* numbers become strings */
+    lua_rawset(L, res);
+    lua_pop(L, 1);
+    count++;
+  }
+  if (!have_date) {
+    char date[17];
+    csms_format_date(now, date);
+    lua_pushstring(L, date);
+    lua_setfield(L, res, "X-Sdk-Date");
+    count++;
+  }
+  if (u->token) {
+    lua_pushlstring(L, u->token, u->token_len);
+    lua_setfield(L, res, "X-Security-Token");
+    count++;
+  }
+
+  /* Slices point into strings anchored by the result table. */
+  csms_header_t *hs = malloc((size_t)(count + 1) * sizeof *hs);
+  if (!hs) return luaL_error(L, "out of memory");
+  size_t nh = 0;
+  lua_pushnil(L);
+  while (lua_next(L, res)) {
+    hs[nh].name.p = lua_tolstring(L, -2, &hs[nh].name.n);
+    hs[nh].value.p = lua_tolstring(L, -1, &hs[nh].value.n);
+    if (!in_set(L, 8, hs[nh].name.p, hs[nh].name.n)) nh++;
+    lua_pop(L, 1);
+  }
+  if (!have_host && !in_set(L, 8, "host", 4)) {
+    hs[nh].name.p = "host";
+    hs[nh].name.n = 4;
+    hs[nh].value = pu.authority;
+    nh++;
+  }
+  buf_t auth = BUF_INIT, canonical = BUF_INIT;
+  slice_t m = {method, mn}, b = {body, bn};
+  int rc = csms_sign(u->s, m, &pu, hs, nh, b, &auth, want_canonical ? &canonical : NULL, &err);
+  free(hs);
+  if (rc) {
+    buf_free(&auth);
+    buf_free(&canonical);
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushlstring(L, auth.p, auth.n);
+  lua_setfield(L, res, "Authorization");
+  buf_free(&auth);
+  if (!want_canonical) return 1;
+  lua_pushlstring(L, canonical.p ? canonical.p : "", canonical.n);
+  buf_free(&canonical);
+  return 2;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+/* core.sha256_hex(s) -> 64 lower-case hex digits */
+static int l_sha256_hex(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  char hex[65];
+  if (csms_sha256_hex(s, n, hex)) return luaL_error(L, "csms: SHA-256 failed (OpenSSL)");
+  lua_pushlstring(L, hex, 64);
+  return 1;
+}
+
+/* core.blob_header(blob) -> decoded JWE header (JSON text) | nil, message */
+static int l_blob_header(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  buf_t hdr = BUF_INIT;
+  const char *err;
+  if (csms_blob_check(s, n, &hdr, &err)) {
+    buf_free(&hdr);
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushlstring(L, hdr.p ? hdr.p : "", hdr.n);
+  buf_free(&hdr);
+  return 1;
+}
+
+/* core.sleep(seconds): blocks the calling thread (not for use inside nginx). */
+static int l_sleep(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  if (s <= 0) return 0;
+  struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+  while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+  }
+  return 0;
+}
+
+/* core.random() -> uniform float in [0, 1), from OpenSSL's CSPRNG (LuaJIT's math.random
+ * starts from the same seed in every process, which would line up every client's jitter). */
+static int l_random(lua_State *L) {
+  unsigned long long r = 0;
+  if (RAND_bytes((unsigned char *)&r, sizeof r) != 1) return luaL_error(L, "RAND_bytes failed");
+  lua_pushnumber(L, (double)(r >> 11) / 9007199254740992.0);
+  return 1;
+}
+
+/* core.monotonic() -> seconds from an arbitrary origin, for deadlines and backoff */
+static int l_monotonic(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec + ts.tv_nsec / 1e9);
+  return 1;
+}
+
+int luaopen_csms_core(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"signer", l_signer},         {"sign", l_sign},
+                                   {"wipe", signer_gc},
+                                   {"sha256_hex", l_sha256_hex}, {"blob_header", l_blob_header},
+                                   {"sleep", l_sleep},           {"random", l_random},
+                                   {"monotonic", l_monotonic},   {NULL, NULL}};
+  if (luaL_newmetatable(L, SIGNER_MT)) {
+    lua_pushcfunction(L, signer_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, signer_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, signer_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+  }
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  csms_open_http(L);
+  lua_setfield(L, -2, "http");
+  lua_pushliteral(L, "SDK-HMAC-SHA256");
+  lua_setfield(L, -2, "algorithm");
+  return 1;
+}

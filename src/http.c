@@ -1,0 +1,442 @@
+#include "http.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <lauxlib.h>
+
+#include "buf.h"
+#include "compat.h"
+
+#define HTTP_MT "csms.http"
+#define MAX_HEADER_BYTES (64 * 1024) /* all response header lines together */
+
+enum { OVERFLOW_NONE, OVERFLOW_BODY, OVERFLOW_HEADERS };
+
+typedef struct xfer {
+  struct xfer *next;
+  CURL *easy;
+  struct curl_slist *req_headers;
+  buf_t body, headers; /* response body; response header lines, '\n'-separated */
+  lua_Integer id;
+  int body_ref; /* keeps the request body string alive while curl reads it */
+  int overflow;
+  size_t max_body;
+  char errbuf[CURL_ERROR_SIZE];
+} xfer_t;
+
+typedef struct {
+  CURLM *multi;
+  xfer_t *active;
+  lua_Integer next_id;
+  long timeout_ms, connect_timeout_ms;
+  int verify;
+  char *cafile, *proxy;
+  size_t max_body;
+} http_t;
+
+/* ---------------------------------------------------------------- transfers */
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
+  xfer_t *x = ud;
+  size_t n = size * nmemb;
+  if (x->body.n + n > x->max_body) {
+    x->overflow = OVERFLOW_BODY;
+    return 0; /* aborts the transfer */
+  }
+  return buf_add(&x->body, p, n) ? 0 : n;
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
+  xfer_t *x = ud;
+  size_t n = size * nmemb;
+  if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) x->headers.n = 0; /* a new response (after 1xx) */
+  while (n && (p[n - 1] == '\r' || p[n - 1] == '\n')) n--;
+  if (x->headers.n + n + 1 > MAX_HEADER_BYTES) {
+    x->overflow = OVERFLOW_HEADERS;
+    return 0;
+  }
+  if (n && (buf_add(&x->headers, p, n) || buf_addc(&x->headers, '\n'))) return 0;
+  return size * nmemb;
+}
+
+static void xfer_free(lua_State *L, xfer_t *x) {
+  if (x->easy) curl_easy_cleanup(x->easy);
+  curl_slist_free_all(x->req_headers);
+  buf_wipe_free(&x->body);
+  buf_free(&x->headers);
+  luaL_unref(L, LUA_REGISTRYINDEX, x->body_ref);
+  free(x);
+}
+
+static http_t *check_http(lua_State *L) {
+  http_t *h = luaL_checkudata(L, 1, HTTP_MT);
+  if (!h->multi) luaL_error(L, "csms.http: used after close");
+  return h;
+}
+
+static int has_bad_bytes(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (s[i] == '\r' || s[i] == '\n' || s[i] == 0) return 1;
+  return 0;
+}
+
+/* Builds "Name: value" lines from a {name = value} table. Returns NULL and pushes nothing on
+ * success into *out; on a bad header returns a static message. */
+static const char *build_headers(lua_State *L, int idx, struct curl_slist **out) {
+  struct curl_slist *list = NULL;
+  buf_t line = BUF_INIT;
+  int has_expect = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1)) {
+      lua_pop(L, 2);
+      curl_slist_free_all(list);
+      buf_free(&line);
+      luaL_error(L, "headers: names and values must be strings");
+    }
+    size_t kn, vn;
+    const char *k = lua_tolstring(L, -2, &kn), *v = lua_tolstring(L, -1, &vn);
+    if (kn == 0 || has_bad_bytes(k, kn) || has_bad_bytes(v, vn) || memchr(k, ':', kn)) {
+      lua_pop(L, 2);
+      curl_slist_free_all(list);
+      buf_free(&line);
+      return "a header name or value contains ':' in the name, CR, LF or NUL";
+    }
+    has_expect |= kn == 6 && strncasecmp(k, "expect", 6) == 0;
+    line.n = 0;
+    /* curl drops "Name:" lines with an empty value; "Name;" sends the header empty. */
+    if (buf_add(&line, k, kn) || buf_adds(&line, vn ? ": " : ";") || buf_add(&line, v, vn) ||
+        buf_addc(&line, 0)) {
+      lua_pop(L, 2);
+      curl_slist_free_all(list);
+      buf_free(&line);
+      luaL_error(L, "out of memory");
+    }
+    struct curl_slist *l = curl_slist_append(list, line.p);
+    if (!l) {
+      lua_pop(L, 2);
+      curl_slist_free_all(list);
+      buf_free(&line);
+      luaL_error(L, "out of memory");
+    }
+    list = l;
+    lua_pop(L, 1);
+  }
+  buf_free(&line);
+  /* No "Expect: 100-continue" round trip before large restore bodies. */
+  if (!has_expect) list = curl_slist_append(list, "Expect:");
+  *out = list;
+  return NULL;
+}
+
+/* http:submit(method, url, headers, body) -> id | nil, message */
+static int http_submit(lua_State *L) {
+  http_t *h = check_http(L);
+  size_t mn, un, bn = 0;
+  const char *method = luaL_checklstring(L, 2, &mn);
+  const char *url = luaL_checklstring(L, 3, &un);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  const char *body = luaL_optlstring(L, 5, NULL, &bn);
+  if (has_bad_bytes(url, un) || has_bad_bytes(method, mn)) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "url or method contains CR, LF or NUL");
+    return 2;
+  }
+  struct curl_slist *hdrs = NULL;
+  const char *bad = build_headers(L, 4, &hdrs);
+  if (bad) {
+    lua_pushnil(L);
+    lua_pushstring(L, bad);
+    return 2;
+  }
+  xfer_t *x = calloc(1, sizeof *x);
+  CURL *e = x ? curl_easy_init() : NULL;
+  if (!e) {
+    free(x);
+    curl_slist_free_all(hdrs);
+    return luaL_error(L, "out of memory");
+  }
+  x->easy = e;
+  x->req_headers = hdrs;
+  x->id = ++h->next_id;
+  x->max_body = h->max_body;
+  x->body_ref = LUA_NOREF;
+
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_body);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, h->verify ? 1L : 0L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->verify ? 2L : 0L);
+  if (h->cafile) curl_easy_setopt(e, CURLOPT_CAINFO, h->cafile);
+  if (h->proxy) curl_easy_setopt(e, CURLOPT_PROXY, h->proxy);
+  if (strcmp(method, "GET") == 0) {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else {
+    if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    if (body || strcmp(method, "POST") == 0) {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bn);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
+      if (body) {
+        lua_pushvalue(L, 5);
+        x->body_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+      }
+    }
+  }
+  if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+    xfer_free(L, x);
+    return luaL_error(L, "curl_multi_add_handle failed");
+  }
+  x->next = h->active;
+  h->active = x;
+  lua_pushinteger(L, x->id);
+  return 1;
+}
+
+/* Pushes {name = value} from the raw header lines; repeated names are joined with ", ". */
+static void push_headers(lua_State *L, const buf_t *raw) {
+  lua_newtable(L);
+  const char *p = raw->p, *end = raw->p + raw->n;
+  buf_t name = BUF_INIT;
+  while (p && p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *line_end = nl ? nl : end;
+    const char *colon = memchr(p, ':', (size_t)(line_end - p));
+    if (colon && colon > p) {
+      name.n = 0;
+      for (const char *c = p; c < colon; c++)
+        buf_addc(&name, (*c >= 'A' && *c <= 'Z') ? (char)(*c + 32) : *c);
+      const char *v = colon + 1, *ve = line_end;
+      while (v < ve && (*v == ' ' || *v == '\t')) v++;
+      while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+      if (name.n) {
+        lua_pushlstring(L, name.p, name.n);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -3);
+        if (lua_isstring(L, -1)) {
+          lua_pushliteral(L, ", ");
+          lua_pushlstring(L, v, (size_t)(ve - v));
+          lua_concat(L, 3);
+        } else {
+          lua_pop(L, 1);
+          lua_pushlstring(L, v, (size_t)(ve - v));
+        }
+        lua_rawset(L, -3);
+      }
+    }
+    p = nl ? nl + 1 : end;
+  }
+  buf_free(&name);
+}
+
+static const char *error_kind(CURLcode rc, int overflow) {
+  if (overflow == OVERFLOW_BODY || rc == CURLE_FILESIZE_EXCEEDED) return "response_too_large";
+  if (overflow == OVERFLOW_HEADERS) return "bad_response";
+  switch (rc) {
+  case CURLE_OPERATION_TIMEDOUT: return "timeout";
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH: return "tls";
+  default: return "transport";
+  }
+}
+
+/* Whether the request may have reached the server: not when we never got a connection. */
+static int may_have_been_sent(CURL *e, CURLcode rc) {
+  switch (rc) {
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+  case CURLE_COULDNT_CONNECT:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_UNSUPPORTED_PROTOCOL:
+  case CURLE_URL_MALFORMAT: return 0;
+  default: break;
+  }
+  curl_off_t pretransfer = 0;
+  curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+  return pretransfer > 0;
+}
+
+static void push_result(lua_State *L, xfer_t *x, CURLcode rc) {
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, x->id);
+  lua_setfield(L, -2, "id");
+  if (rc == CURLE_OK) {
+    long status = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    lua_pushinteger(L, status);
+    lua_setfield(L, -2, "status");
+    push_headers(L, &x->headers);
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.n);
+    lua_setfield(L, -2, "body");
+    return;
+  }
+  lua_pushstring(L, error_kind(rc, x->overflow));
+  lua_setfield(L, -2, "error");
+  if (x->overflow == OVERFLOW_BODY || rc == CURLE_FILESIZE_EXCEEDED)
+    lua_pushfstring(L, "response body larger than the %d-byte cap", (int)x->max_body);
+  else if (x->overflow == OVERFLOW_HEADERS)
+    lua_pushliteral(L, "response headers larger than 64 KiB");
+  else
+    lua_pushstring(L, x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+  lua_setfield(L, -2, "message");
+  lua_pushboolean(L, may_have_been_sent(x->easy, rc));
+  lua_setfield(L, -2, "sent");
+  lua_pushinteger(L, (lua_Integer)rc);
+  lua_setfield(L, -2, "curl_code");
+}
+
+static void unlink_xfer(http_t *h, xfer_t *x) {
+  for (xfer_t **pp = &h->active; *pp; pp = &(*pp)->next)
+    if (*pp == x) {
+      *pp = x->next;
+      return;
+    }
+}
+
+/* http:wait(timeout_seconds) -> array of results (empty when the time ran out first). Each
+ * result is {id, status, headers, body} or {id, error, message, sent, curl_code}. */
+static int http_wait(lua_State *L) {
+  http_t *h = check_http(L);
+  double timeout = luaL_optnumber(L, 2, 0);
+  long long deadline_ms = -1;
+  if (timeout > 0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    deadline_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + (long long)(timeout * 1000);
+  }
+  lua_newtable(L);
+  int count = 0;
+  for (;;) {
+    int running = 0;
+    curl_multi_perform(h->multi, &running);
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(h->multi, &left))) {
+      if (m->msg != CURLMSG_DONE) continue;
+      xfer_t *x = NULL;
+      curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+      CURLcode rc = m->data.result;
+      curl_multi_remove_handle(h->multi, m->easy_handle);
+      unlink_xfer(h, x);
+      push_result(L, x, rc);
+      lua_rawseti(L, -2, ++count);
+      xfer_free(L, x);
+    }
+    if (count || !h->active) break;
+    int wait_ms = 1000;
+    if (deadline_ms >= 0) {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      long long left_ms = deadline_ms - ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+      if (left_ms <= 0) break;
+      if (left_ms < wait_ms) wait_ms = (int)left_ms;
+    }
+    curl_multi_poll(h->multi, NULL, 0, wait_ms, NULL);
+  }
+  return 1;
+}
+
+static int http_pending(lua_State *L) {
+  http_t *h = check_http(L);
+  int n = 0;
+  for (xfer_t *x = h->active; x; x = x->next) n++;
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+static int http_close(lua_State *L) {
+  http_t *h = luaL_checkudata(L, 1, HTTP_MT);
+  if (!h->multi) return 0;
+  while (h->active) {
+    xfer_t *x = h->active;
+    h->active = x->next;
+    curl_multi_remove_handle(h->multi, x->easy);
+    xfer_free(L, x);
+  }
+  curl_multi_cleanup(h->multi);
+  h->multi = NULL;
+  free(h->cafile);
+  free(h->proxy);
+  h->cafile = h->proxy = NULL;
+  return 0;
+}
+
+static int http_tostring(lua_State *L) {
+  http_t *h = luaL_checkudata(L, 1, HTTP_MT);
+  lua_pushfstring(L, "csms.http (%s)", h->multi ? "open" : "closed");
+  return 1;
+}
+
+static char *opt_strdup(lua_State *L, int idx, const char *field) {
+  lua_getfield(L, idx, field);
+  char *r = lua_isstring(L, -1) ? strdup(lua_tostring(L, -1)) : NULL;
+  lua_pop(L, 1);
+  return r;
+}
+
+static double opt_number(lua_State *L, int idx, const char *field, double dflt) {
+  lua_getfield(L, idx, field);
+  double r = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : dflt;
+  lua_pop(L, 1);
+  return r;
+}
+
+/* core.http{timeout=, connect_timeout=, verify_tls=, cafile=, proxy=, max_response=} */
+static int http_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  http_t *h = lua_newuserdata(L, sizeof *h);
+  memset(h, 0, sizeof *h);
+  luaL_setmetatable(L, HTTP_MT);
+  h->timeout_ms = (long)(opt_number(L, 1, "timeout", 30) * 1000);
+  h->connect_timeout_ms = (long)(opt_number(L, 1, "connect_timeout", 10) * 1000);
+  h->max_body = (size_t)opt_number(L, 1, "max_response", 16 * 1024 * 1024);
+  lua_getfield(L, 1, "verify_tls");
+  h->verify = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  h->cafile = opt_strdup(L, 1, "cafile");
+  h->proxy = opt_strdup(L, 1, "proxy");
+  h->multi = curl_multi_init();
+  if (!h->multi) return luaL_error(L, "curl_multi_init failed");
+  return 1;
+}
+
+int csms_open_http(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"submit", http_submit}, {"wait", http_wait},   {"pending", http_pending},
+      {"close", http_close},   {NULL, NULL}};
+  if (luaL_newmetatable(L, HTTP_MT)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, http_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, http_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, http_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  lua_pushcfunction(L, http_new);
+  return 1;
+}
