@@ -141,8 +141,10 @@ static int l_sign(lua_State *L) {
     }
     have_host |= name_is(k, kn, "host");
     have_date |= name_is(k, kn, "x-sdk-date");
+    size_t vn;
+    const char *v = lua_tolstring(L, -1, &vn); /* numbers become strings */
     lua_pushvalue(L, -2);
-    lua_pushstring(L, lua_tostring(L, -2)); /* numbers become strings */
+    lua_pushlstring(L, v, vn);
     lua_rawset(L, res);
     lua_pop(L, 1);
     count++;
