@@ -1,5 +1,4 @@
-std = "max"
-read_globals = { "ngx" }
+std = "max+ngx_lua"
 max_line_length = 120
 exclude_files = { "build/", "spec/support/node/" }
 files["spec/"] = { std = "+busted" }

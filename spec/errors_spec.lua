@@ -168,15 +168,18 @@ describe("retries", function()
     -- the same answer on the first attempt is a plain conflict
     t = scripted { { status = 400, body = exists } }
     res, err = client(t):restore(blob)
+    assert.is_nil(res)
     assert.equal("http", err.kind)
     assert.is_true(err.conflict)
     -- a 429 from the gateway never reached the service: still a plain conflict afterwards
     t = scripted { { status = 429, body = "" }, { status = 400, body = exists } }
     res, err = client(t):restore(blob)
+    assert.is_nil(res)
     assert.equal("http", err.kind)
     -- a connection that was refused never sent anything either
     t = scripted { { kind = "transport", message = "refused", sent = false }, { status = 400, body = exists } }
     res, err = client(t):restore(blob)
+    assert.is_nil(res)
     assert.equal("http", err.kind)
   end)
 end)
