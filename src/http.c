@@ -133,7 +133,10 @@ static const char *build_headers(lua_State *L, int idx, struct curl_slist **out)
   return NULL;
 }
 
-/* http:submit(method, url, headers, body) -> id | nil, message */
+/* http:submit(method, url, headers, body [, fresh]) -> id | nil, message
+ * fresh: use a new connection. For requests that must not be sent twice: on a kept-alive
+ * connection that dies before any answer, libcurl re-sends the request by itself, and the
+ * caller could no longer tell that the first copy may have been carried out. */
 static int http_submit(lua_State *L) {
   http_t *h = check_http(L);
   size_t mn, un, bn = 0;
@@ -141,6 +144,7 @@ static int http_submit(lua_State *L) {
   const char *url = luaL_checklstring(L, 3, &un);
   luaL_checktype(L, 4, LUA_TTABLE);
   const char *body = luaL_optlstring(L, 5, NULL, &bn);
+  int fresh = lua_toboolean(L, 6);
   if (has_bad_bytes(url, un) || has_bad_bytes(method, mn)) {
     lua_pushnil(L);
     lua_pushliteral(L, "url or method contains CR, LF or NUL");
@@ -183,6 +187,7 @@ static int http_submit(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->verify ? 2L : 0L);
   if (h->cafile) curl_easy_setopt(e, CURLOPT_CAINFO, h->cafile);
   if (h->proxy) curl_easy_setopt(e, CURLOPT_PROXY, h->proxy);
+  if (fresh) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
   if (strcmp(method, "GET") == 0) {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   } else {
@@ -277,9 +282,13 @@ static int may_have_been_sent(CURL *e, CURLcode rc) {
 }
 
 static void push_result(lua_State *L, xfer_t *x, CURLcode rc) {
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   lua_pushinteger(L, x->id);
   lua_setfield(L, -2, "id");
+  long connects = 0; /* new connections this transfer opened: 0 when it reused a kept-alive one */
+  curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects);
+  lua_pushinteger(L, connects);
+  lua_setfield(L, -2, "connects");
   if (rc == CURLE_OK) {
     long status = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -315,7 +324,8 @@ static void unlink_xfer(http_t *h, xfer_t *x) {
 }
 
 /* http:wait(timeout_seconds) -> array of results (empty when the time ran out first). Each
- * result is {id, status, headers, body} or {id, error, message, sent, curl_code}. */
+ * result is {id, connects, status, headers, body} or {id, connects, error, message, sent,
+ * curl_code}. */
 static int http_wait(lua_State *L) {
   http_t *h = check_http(L);
   double timeout = luaL_optnumber(L, 2, 0);

@@ -274,11 +274,16 @@ end
 
 -- Sends with retries. Returns the decoded JSON body of a 2xx answer (or true for an empty
 -- one), with the request id; or nil, err.
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+
 function Client:call(op, method, path, body)
   local maybe_applied, last_err = false, nil
+  -- DownloadSecretBlob is a POST that changes nothing; every other POST may.
+  local once = op ~= "backup" and not IDEMPOTENT[method]
   for attempt = 1, self.retries + 1 do
     local req, perr = self:prepare(method, path, body)
     if not req then return invalid(op, perr) end
+    req.once = once
     local res, terr = self.transport:request(req)
     local err, delay
     if res and res.status >= 200 and res.status < 300 then
@@ -368,6 +373,19 @@ function Client:list_secrets(opts)
     return nil, errors.new("bad_response", "the answer has no secrets list", { op = "list", request_id = rid })
   end
   return { secrets = doc.secrets, page_info = doc.page_info, request_id = rid }
+end
+
+-- Any other CSMS call (create, delete, versions...), signed and retried like the ones above:
+-- path is the whole path ("/v1/" .. client.project_id .. "/secrets"), body a string or a table
+-- (sent as JSON). Returns the decoded answer (true when it is empty) and the request id.
+function Client:request(method, path, body)
+  check_type(method, "string", "method")
+  check_type(path, "string", "path")
+  check(body == nil or type(body) == "string" or type(body) == "table",
+    "body must be a string, a table or nil, got %s", type(body))
+  if not path:find("^/") then return invalid("request", "path must start with '/'") end
+  if type(body) == "table" then body = cjson.encode(body) end
+  return self:call(method:lower(), method, path, body)
 end
 
 -- ---------------------------------------------------------------- one-shots

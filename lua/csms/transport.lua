@@ -1,7 +1,10 @@
 -- Transports: how a signed request reaches the service. A transport is a table with
 --   request(self, req) -> res | nil, terr
---       req  = { method, url, headers = { Name = value }, body = string|nil }
---       res  = { status = n, headers = { lowercase-name = value }, body = string }
+--       req  = { method, url, headers = { Name = value }, body = string|nil,
+--                once = true for requests that must not be sent twice (restore): a transport
+--                must never re-send such a request by itself (libcurl: a fresh connection) }
+--       res  = { status = n, headers = { lowercase-name = value }, body = string,
+--                connects = new connections opened (optional) }
 --       terr = { kind = "transport"|"timeout"|"tls"|"response_too_large"|"bad_response"|
 --                "invalid_argument", message = string, sent = boolean }
 --   sleep(self, seconds), close(self)
@@ -27,19 +30,19 @@ local function to_result(r)
   if r.error then
     return nil, { kind = r.error, message = r.message, sent = r.sent, curl_code = r.curl_code }
   end
-  return { status = r.status, headers = r.headers, body = r.body }
+  return { status = r.status, headers = r.headers, body = r.body, connects = r.connects }
 end
 
 -- Blocking request. Results of other requests in flight on the same handle (csms.batch's)
 -- that complete meanwhile are kept for whoever waits for them.
 function Curl:request(req)
-  local id, err = self.http:submit(req.method, req.url, req.headers, req.body)
+  local id, err = self:submit(req)
   if not id then return nil, { kind = "invalid_argument", message = err, sent = false } end
   return self:await(id)
 end
 
 function Curl:submit(req)
-  return self.http:submit(req.method, req.url, req.headers, req.body)
+  return self.http:submit(req.method, req.url, req.headers, req.body, req.once)
 end
 
 function Curl:await(id)

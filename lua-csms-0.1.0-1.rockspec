@@ -1,0 +1,56 @@
+rockspec_format = "3.0"
+package = "lua-csms"
+version = "0.1.0-1"
+source = {
+  url = "git+https://github.com/lua-csms/lua-csms.git",
+  tag = "v0.1.0",
+}
+description = {
+  summary = "Back up and restore Huawei Cloud CSMS secrets from Lua and OpenResty",
+  detailed = [[
+    A C core (libcurl, OpenSSL) that signs requests with Huawei Cloud's SDK-HMAC-SHA256 scheme and
+    calls CSMS DownloadSecretBlob / UploadSecretBlob, a Lua client with retries and clear errors,
+    and a local CSMS emulator (nginx + lua-nginx-module) for tests and demos.
+  ]],
+  license = "Apache-2.0",
+  labels = { "huaweicloud", "csms", "secrets", "backup", "openresty" },
+}
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson >= 2.1",
+}
+external_dependencies = {
+  OPENSSL = { header = "openssl/evp.h", library = "crypto" },
+  -- Debian keeps curl.h under /usr/include/<multiarch>/, which the compiler searches but
+  -- LuaRocks does not: probe the library only.
+  CURL = { library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["csms.core"] = {
+      sources = { "src/core.c", "src/sign.c", "src/blob.c", "src/http.c", "src/buf.c" },
+      incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)" },
+      libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
+      libraries = { "crypto", "curl" },
+    },
+    ["csms"] = "lua/csms/init.lua",
+    ["csms.config"] = "lua/csms/config.lua",
+    ["csms.errors"] = "lua/csms/errors.lua",
+    ["csms.transport"] = "lua/csms/transport.lua",
+    ["csms.emulator.blob"] = "lua/csms/emulator/blob.lua",
+    ["csms.emulator.crypto"] = "lua/csms/emulator/crypto.lua",
+    ["csms.emulator.faults"] = "lua/csms/emulator/faults.lua",
+    ["csms.emulator.json"] = "lua/csms/emulator/json.lua",
+    ["csms.emulator.server"] = "lua/csms/emulator/server.lua",
+    ["csms.emulator.signature"] = "lua/csms/emulator/signature.lua",
+    ["csms.emulator.store"] = "lua/csms/emulator/store.lua",
+  },
+  install = {
+    bin = { ["csms-emulator"] = "bin/csms-emulator" },
+  },
+}
+test = {
+  type = "command",
+  command = "bash .ci/test",
+}
