@@ -122,6 +122,7 @@ describe("authentication failures", function()
     assert.falsy(tostring(err):find("not-the-right", 1, true))
     c = new_client { ak = "UNKNOWNAK00000000000" }
     res, err = c:backup("s")
+    assert.is_nil(res)
     assert.equal(401, err.status)
   end)
 

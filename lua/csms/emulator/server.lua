@@ -110,11 +110,16 @@ end
 function M.init(settings_path)
   local data = assert(store.read_file(settings_path), "cannot read " .. tostring(settings_path))
   settings = assert(json.decode(data), "bad settings file " .. settings_path)
+  for k, v in pairs(settings) do
+    if v == null or v == "" then settings[k] = nil end
+  end
+  for _, kind in ipairs(settings.faults or {}) do
+    if not faults.KINDS[kind] then error("unknown fault kind " .. tostring(kind)) end
+  end
   settings.project_id = settings.project_id or "7a3f0c1e9b2d4c6a8e0f1a2b3c4d5e6f"
   settings.ak = settings.ak or "EMULATORAK0000000001"
   settings.sk = settings.sk or "emulator-sk-0123456789abcdefghijklmnopqrstuv"
   settings.token = settings.token or "emulator-iam-token"
-  if settings.state_dir == "" then settings.state_dir = nil end
   config = default_config()
   reset_stats()
   store.init({ state_dir = settings.state_dir, now_ms = now_ms })
