@@ -572,7 +572,9 @@ local function apply_config(doc)
     local t = CONFIG_TYPES[k]
     if not t then return nil, "unknown setting " .. tostring(k) end
     if v ~= null and type(v) ~= t then return nil, k .. " must be a " .. t end
-    if k == "faults" then
+    if v == null then
+      if k ~= "fault_ops" then return nil, k .. " cannot be null" end
+    elseif k == "faults" then
       for _, kind in ipairs(v) do
         if not faults.KINDS[kind] then return nil, "unknown fault kind " .. tostring(kind) end
       end
@@ -586,7 +588,7 @@ local function apply_config(doc)
   end
   if doc.fault_rate and doc.fault_rate > 1 then return nil, "fault_rate must be within 0..1" end
   for k, v in pairs(doc) do
-    if v == null then config[k] = default_config()[k] else config[k] = v end
+    if v == null then config[k] = nil else config[k] = v end
   end
   return true
 end
