@@ -272,80 +272,147 @@ function Client:backoff(attempt)
   return core.random() * cap
 end
 
--- Sends with retries. Returns the decoded JSON body of a 2xx answer (or true for an empty
--- one), with the request id; or nil, err.
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 
-function Client:call(op, method, path, body)
-  local maybe_applied, last_err = false, nil
-  -- DownloadSecretBlob is a POST that changes nothing; every other POST may.
-  local once = op ~= "backup" and not IDEMPOTENT[method]
-  for attempt = 1, self.retries + 1 do
-    local req, perr = self:prepare(method, path, body)
-    if not req then return invalid(op, perr) end
-    req.once = once
-    local res, terr = self.transport:request(req)
-    local err, delay
-    if res and res.status >= 200 and res.status < 300 then
-      local rid = res.headers["x-request-id"]
-      if res.body == "" then return true, rid end
-      local doc = cjson.decode(res.body)
-      if type(doc) ~= "table" then
-        return nil, errors.new("bad_response", "the answer is not a JSON object", {
-          op = op, status = res.status, request_id = rid, attempts = attempt })
-      end
-      return tidy(doc), rid
-    elseif res then
-      err = self:http_error(op, res)
-      if err.conflict and maybe_applied then
-        err.kind = "conflict_after_retry"
-        err.message = "an earlier attempt may have restored the secret before failing ("
-          .. tostring(last_err) .. "); the service now says it exists"
-      end
-      maybe_applied = maybe_applied or MAYBE_APPLIED_STATUS[res.status] or false
-      local ra = retry_after_seconds(res.headers["retry-after"], os.time())
-      if err.retryable and ra then
-        if ra > self.retry_after_max then err.retryable = false else delay = ra end
-      end
-    else
-      err = errors.new(terr.kind, terr.message, {
-        op = op, retryable = terr.kind == "transport" or terr.kind == "timeout" })
-      maybe_applied = maybe_applied or terr.sent or false
+-- ---------------------------------------------------------------- operations
+-- One API call with its retry state. client:backup() and friends run one to the end;
+-- csms.batch drives many at once through the same three steps:
+--   local req = op:request()            -- the next attempt, signed now
+--   local what, v = op:outcome(res, terr)
+--   -- "done", result | "retry", seconds to wait | "failed", err
+
+local Operation = {}
+Operation.__index = Operation
+
+-- finish(doc, request_id) turns a decoded 2xx answer into the result, or nil, err.
+function Client:operation(op, method, path, body, finish)
+  return setmetatable({
+    client = self, op = op, method = method, path = path, body = body, finish = finish,
+    attempt = 0, maybe_applied = false,
+    -- DownloadSecretBlob is a POST that changes nothing; every other POST may.
+    once = op ~= "backup" and not IDEMPOTENT[method],
+  }, Operation)
+end
+
+function Operation:request()
+  self.attempt = self.attempt + 1
+  local req, err = self.client:prepare(self.method, self.path, self.body)
+  if not req then
+    return nil, errors.new("invalid_argument", err, { op = self.op, attempts = self.attempt })
+  end
+  req.once = self.once
+  return req
+end
+
+function Operation:outcome(res, terr)
+  local client = self.client
+  local err, delay
+  if res and res.status >= 200 and res.status < 300 then
+    local rid = res.headers["x-request-id"]
+    self.request_id = rid
+    local doc = res.body == "" or cjson.decode(res.body)
+    if doc ~= true and type(doc) ~= "table" then
+      return "failed", errors.new("bad_response", "the answer is not a JSON object", {
+        op = self.op, status = res.status, request_id = rid, attempts = self.attempt })
     end
-    err.attempts = attempt
-    if not err.retryable or attempt > self.retries then return nil, err end
-    last_err = err
-    self.transport:sleep(delay or self:backoff(attempt))
+    local result
+    result, err = self.finish(tidy(doc), rid)
+    if result == nil then
+      err.op, err.request_id, err.attempts = self.op, rid, self.attempt
+      return "failed", err
+    end
+    return "done", result
+  elseif res then
+    err = client:http_error(self.op, res)
+    if err.conflict and self.maybe_applied then
+      err.kind = "conflict_after_retry"
+      err.message = "an earlier attempt may have restored the secret before failing ("
+        .. tostring(self.last_err) .. "); the service now says it exists"
+    end
+    self.maybe_applied = self.maybe_applied or MAYBE_APPLIED_STATUS[res.status] or false
+    local ra = retry_after_seconds(res.headers["retry-after"], os.time())
+    if err.retryable and ra then
+      if ra > client.retry_after_max then err.retryable = false else delay = ra end
+    end
+  else
+    err = errors.new(terr.kind, terr.message, {
+      op = self.op, retryable = terr.kind == "transport" or terr.kind == "timeout" })
+    self.maybe_applied = self.maybe_applied or terr.sent or false
+  end
+  err.attempts = self.attempt
+  if not err.retryable or self.attempt > client.retries then return "failed", err end
+  self.last_err = err
+  return "retry", delay or client:backoff(self.attempt)
+end
+
+-- Runs an operation to its end on this client's transport, sleeping between attempts.
+function Client:run(op)
+  while true do
+    local req, err = op:request()
+    if not req then return nil, err end
+    local what, v = op:outcome(self.transport:request(req))
+    if what == "done" then return v end
+    if what == "failed" then return nil, v end
+    self.transport:sleep(v)
   end
 end
 
--- DownloadSecretBlob: res.secret_blob (every version, encrypted), res.request_id.
-function Client:backup(name)
-  check_type(name, "string", "secret name")
-  local p = name_problem(name)
-  if p then return invalid("backup", p) end
-  local doc, rid = self:call("backup", "POST", "/v1/" .. self.project_id .. "/secrets/" .. name .. "/backup")
-  if not doc then return nil, rid end
+local function bad_response(msg) return nil, errors.new("bad_response", msg) end
+
+local function backup_result(doc, rid)
   if type(doc) ~= "table" or type(doc.secret_blob) ~= "string" or doc.secret_blob == "" then
-    return nil, errors.new("bad_response", "the answer has no secret_blob string",
-      { op = "backup", request_id = rid })
+    return bad_response("the answer has no secret_blob string")
   end
   return { secret_blob = doc.secret_blob, request_id = rid }
 end
 
--- UploadSecretBlob: res.secret (metadata, never the value), res.request_id.
-function Client:restore(blob)
+local function restore_result(doc, rid)
+  if type(doc) ~= "table" or type(doc.secret) ~= "table" then
+    return bad_response("the answer has no secret object")
+  end
+  return { secret = doc.secret, request_id = rid }
+end
+
+local function list_result(doc, rid)
+  if type(doc) ~= "table" or type(doc.secrets) ~= "table" then
+    return bad_response("the answer has no secrets list")
+  end
+  return { secrets = doc.secrets, page_info = doc.page_info, request_id = rid }
+end
+
+local function as_is(doc) return doc end
+
+-- The operation behind client:backup(name), or nil, err for a bad name.
+function Client:backup_operation(name)
+  check_type(name, "string", "secret name")
+  local p = name_problem(name)
+  if p then return invalid("backup", p) end
+  return self:operation("backup", "POST", "/v1/" .. self.project_id .. "/secrets/" .. name .. "/backup",
+    nil, backup_result)
+end
+
+-- The operation behind client:restore(blob), or nil, err for a blob of the wrong shape.
+function Client:restore_operation(blob)
   check_type(blob, "string", "secret_blob")
   local p = blob_problem(blob)
   if p then return invalid("restore", p) end
-  local body = cjson.encode { secret_blob = blob }
-  local doc, rid = self:call("restore", "POST", "/v1/" .. self.project_id .. "/secrets/restore", body)
-  if not doc then return nil, rid end
-  if type(doc) ~= "table" or type(doc.secret) ~= "table" then
-    return nil, errors.new("bad_response", "the answer has no secret object",
-      { op = "restore", request_id = rid })
-  end
-  return { secret = doc.secret, request_id = rid }
+  return self:operation("restore", "POST", "/v1/" .. self.project_id .. "/secrets/restore",
+    cjson.encode { secret_blob = blob }, restore_result)
+end
+
+local function run_or_fail(self, op, err)
+  if not op then return nil, err end
+  return self:run(op)
+end
+
+-- DownloadSecretBlob: res.secret_blob (every version, encrypted), res.request_id.
+function Client:backup(name)
+  return run_or_fail(self, self:backup_operation(name))
+end
+
+-- UploadSecretBlob: res.secret (metadata, never the value), res.request_id.
+function Client:restore(blob)
+  return run_or_fail(self, self:restore_operation(blob))
 end
 
 -- ListSecrets: res.secrets, res.page_info ({ next_marker, previous_marker, current_count }).
@@ -367,12 +434,7 @@ function Client:list_secrets(opts)
     q[#q + 1] = "marker=" .. opts.marker
   end
   local path = "/v1/" .. self.project_id .. "/secrets" .. (#q > 0 and "?" .. table.concat(q, "&") or "")
-  local doc, rid = self:call("list", "GET", path)
-  if not doc then return nil, rid end
-  if type(doc) ~= "table" or type(doc.secrets) ~= "table" then
-    return nil, errors.new("bad_response", "the answer has no secrets list", { op = "list", request_id = rid })
-  end
-  return { secrets = doc.secrets, page_info = doc.page_info, request_id = rid }
+  return self:run(self:operation("list", "GET", path, nil, list_result))
 end
 
 -- Any other CSMS call (create, delete, versions...), signed and retried like the ones above:
@@ -385,7 +447,10 @@ function Client:request(method, path, body)
     "body must be a string, a table or nil, got %s", type(body))
   if not path:find("^/") then return invalid("request", "path must start with '/'") end
   if type(body) == "table" then body = cjson.encode(body) end
-  return self:call(method:lower(), method, path, body)
+  local op = self:operation(method:lower(), method, path, body, as_is)
+  local doc, err = self:run(op)
+  if doc == nil then return nil, err end
+  return doc, op.request_id
 end
 
 -- ---------------------------------------------------------------- one-shots
