@@ -268,6 +268,47 @@ describe("csms emulator launcher", function()
     assert.is_nil(status)
   end)
 
+  it("runs in the foreground until SIGTERM, then removes its prefix", function()
+    local port = emulator.free_port()
+    local out = emulator.tmpname()
+    local p = io.popen(q(emulator.launcher) .. " --port " .. port .. " > " .. q(out) ..
+      " 2>&1 & echo $!")
+    local pid = tonumber(p:read("*l"))
+    p:close()
+    local text
+    for _ = 1, 200 do
+      text = emulator.read_all(out) or ""
+      if text:find("prefix=[^\n]*\n") then break end
+      os.execute("sleep 0.05")
+    end
+    local prefix = text:match("prefix=([^\n]*)\n")
+    assert.is_string(prefix, text)
+    assert.matches("endpoint=http://127.0.0.1:" .. port, text, 1, true)
+    local st = emulator.http({ port = port, target = "/__emulator/health" })
+    assert.are.equal(200, st)
+    assert.is_true(sh("kill -TERM " .. pid))
+    for _ = 1, 200 do
+      if not sh("kill -0 " .. pid .. " 2>/dev/null") then break end
+      os.execute("sleep 0.05")
+    end
+    os.remove(out)
+    assert.is_false(sh("kill -0 " .. pid .. " 2>/dev/null"))
+    assert.is_false(sh("test -e " .. q(prefix)))
+    assert.is_nil((emulator.http({ port = port, target = "/__emulator/health" })))
+  end)
+
+  it("reports a port in use with nginx's error, and exits non-zero", function()
+    local e = emulator.start{}
+    local p = io.popen(q(emulator.launcher) .. " --background --port " .. e.port .. " 2>&1; echo rc=$?")
+    local out = p:read("*a")
+    p:close()
+    local ok = pcall(function() assert.are.equal(200, (e:admin("GET", "/__emulator/health"))) end)
+    e:stop()
+    assert.is_true(ok)
+    assert.matches("rc=1", out, 1, true)
+    assert.matches("Address already in use", out, 1, true)
+  end)
+
   it("loads --seed secrets at start", function()
     local dir = mkdtemp()
     local f = assert(io.open(dir .. "/seed.json", "w"))

@@ -528,10 +528,10 @@ local function api(ctx)
   local delay = (config.latency_ms or 0) + (config.latency_jitter_ms or 0) * math.random()
   if delay > 0 then ngx.sleep(delay / 1000) end
 
-  local body, berr = read_body()
+  local body = read_body()
   if not body then
-    return send(apig_error(ctx, 413, "APIG.0201", "Request entity too large (" .. berr ..
-      "): the body exceeds " .. MAX_BODY .. " bytes."))
+    return send(apig_error(ctx, 413, "APIG.0201", "Request entity too large: the body exceeds " ..
+      MAX_BODY .. " bytes."))
   end
   ctx.body = body
   ctx.headers = ngx.req.get_headers(500)
@@ -626,7 +626,7 @@ local function admin(ctx)
   local what, method = ctx.raw_path:gsub("/+$", ""):sub(#"/__emulator/" + 1), ctx.method
   if what == "health" and method == "GET" then
     return send(200, "json", { ok = true, project_id = settings.project_id,
-      endpoint_time_ms = now_ms(), secrets = store.count() })
+      endpoint_time_ms = now_ms(), secrets = store.count(), instance = settings.instance })
   elseif what == "reset" and method == "POST" then
     store.clear()
     faults.reset()
