@@ -18,6 +18,7 @@ description = {
 dependencies = {
   "lua >= 5.1",
   "lua-cjson >= 2.1",
+  "argparse >= 0.7", -- csms-backup's command line only
 }
 external_dependencies = {
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
@@ -29,7 +30,7 @@ build = {
   type = "builtin",
   modules = {
     ["csms.core"] = {
-      sources = { "src/core.c", "src/sign.c", "src/blob.c", "src/http.c", "src/buf.c" },
+      sources = { "src/core.c", "src/sign.c", "src/blob.c", "src/http.c", "src/buf.c", "src/fs.c" },
       incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)" },
       libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
       libraries = { "crypto", "curl" },
@@ -38,6 +39,7 @@ build = {
     ["csms.config"] = "lua/csms/config.lua",
     ["csms.errors"] = "lua/csms/errors.lua",
     ["csms.transport"] = "lua/csms/transport.lua",
+    ["csms.batch"] = "lua/csms/batch.lua",
     ["csms.emulator.blob"] = "lua/csms/emulator/blob.lua",
     ["csms.emulator.crypto"] = "lua/csms/emulator/crypto.lua",
     ["csms.emulator.faults"] = "lua/csms/emulator/faults.lua",

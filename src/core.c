@@ -14,6 +14,7 @@
 #include "blob.h"
 #include "buf.h"
 #include "compat.h"
+#include "fs.h"
 #include "http.h"
 #include "sign.h"
 
@@ -273,6 +274,7 @@ int luaopen_csms_core(lua_State *L) {
   }
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
+  csms_open_fs(L);
   csms_open_http(L);
   lua_setfield(L, -2, "http");
   lua_pushliteral(L, "SDK-HMAC-SHA256");

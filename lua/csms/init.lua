@@ -193,6 +193,7 @@ function M.new(opts)
   local self = setmetatable({
     endpoint = s.endpoint,
     project_id = s.project_id,
+    region = opts.region,
     auth = s.auth_token and "token" or "aksk",
     retries = opts.retries or 3,
     backoff_base = opts.backoff_base or 0.2,

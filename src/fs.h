@@ -1,0 +1,9 @@
+/* File helpers the batch layer needs and plain Lua lacks (modes, fsync, atomic rename). */
+#ifndef CSMS_FS_H
+#define CSMS_FS_H
+
+#include <lua.h>
+
+void csms_open_fs(lua_State *L); /* adds the functions to the table on top of the stack */
+
+#endif
