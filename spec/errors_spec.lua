@@ -208,9 +208,9 @@ describe("responses", function()
     assert.is_nil(res.secret.scheduled_delete_time)
   end)
 
-  it("keep the SK and token out of errors even when the server echoes them", function()
+  it("keep the security token out of errors even when the server echoes it", function()
     local t = scripted { { status = 401, body = '{"error_code":"APIG.0301","error_msg":"canonicalRequest: '
-      .. 'x-security-token:SECRET-TOKEN\\nsk SECRET-SK"}' } }
+      .. 'x-security-token:SECRET-TOKEN\\nand again SECRET-TOKEN"}' } }
     local _, err = client(t):backup("s")
     local text = tostring(err)
     assert.falsy(text:find("SECRET", 1, true))

@@ -202,7 +202,9 @@ function M.new(opts)
     clock_skew = 0, -- seconds added to the local clock when signing
   }, Client)
   self.host = self.endpoint:match("^https?://([^/]+)")
-  local p = { secrets = { s.sk, s.security_token, s.auth_token } }
+  -- Tokens travel in headers, so a server may echo them: errors redact them. The SK never
+  -- leaves the C signer (a server cannot echo it) and is not kept here.
+  local p = { secrets = { s.security_token, s.auth_token } }
   if s.auth_token then
     p.auth_token = s.auth_token
   else
