@@ -103,6 +103,21 @@ describe("retries", function()
     end
   end)
 
+  it("sign each attempt at the time it is sent", function()
+    local c
+    local t, sent = scripted { { status = 503 }, { status = 200, body = BLOB_OK } }
+    local real = t.request
+    t.request = function(self, req)
+      local res, terr = real(self, req)
+      c.clock_skew = c.clock_skew + 3600 -- an hour passes before the retry
+      return res, terr
+    end
+    c = client(t)
+    assert(c:backup("s"))
+    assert.are_not.equal(sent[1].headers["X-Sdk-Date"], sent[2].headers["X-Sdk-Date"])
+    assert.are_not.equal(sent[1].headers.Authorization, sent[2].headers.Authorization)
+  end)
+
   it("never retry 400, 401, 403 or 404", function()
     for _, status in ipairs { 400, 401, 403, 404 } do
       local t, sent = scripted { { status = status, body = '{"error_code":"APIG.0301","error_msg":"no"}' } }
