@@ -22,12 +22,13 @@ describe("the rockspec", function()
       local csms = require "csms"
       assert(package.searchpath("csms.core", package.cpath):find(TREE, 1, true), "core.so from the tree")
       assert(package.searchpath("csms.batch", package.path):find(TREE, 1, true), "batch from the tree")
-      local h = csms.sign({ method = "GET", url = "https://h/x?b=2&a=1", headers = { ["X-Sdk-Date"] = "20200608T023900Z" } },
-        { ak = "AccessKey", sk = "SecretKey" })
+      local h = csms.sign({ method = "GET", url = "https://h/x?b=2&a=1",
+        headers = { ["X-Sdk-Date"] = "20200608T023900Z" } }, { ak = "AccessKey", sk = "SecretKey" })
       print(h.Authorization)
     ]]
-    ok, out = sh(("cd /tmp && LUA_PATH='%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua;;' LUA_CPATH='%s/lib/lua/%s/?.so;;' "
-      .. "%s -e 'TREE=%q' -e %q"):format(tree, ver, tree, ver, tree, ver, lua, tree, probe))
+    ok, out = sh(("cd /tmp && LUA_PATH='%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua;;' "
+      .. "LUA_CPATH='%s/lib/lua/%s/?.so;;' %s -e 'TREE=%q' -e %q")
+      :format(tree, ver, tree, ver, tree, ver, lua, tree, probe))
     assert(ok, out)
     assert.matches("SDK%-HMAC%-SHA256 Access=AccessKey, SignedHeaders=host;x%-sdk%-date, Signature=%x+", out)
     assert.truthy(io.open(tree .. "/bin/csms-emulator"), "the emulator launcher is installed")
