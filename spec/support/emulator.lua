@@ -193,7 +193,8 @@ local Emulator = {}
 Emulator.__index = Emulator
 
 --- opts: latency_ms, tls (true: a self-signed certificate made here, or {cert=, key=}),
---- args (extra CLI flags), port, state_dir, seed.
+--- args (extra CLI flags), port, state_dir, seed, watch (default true: the emulator stops when
+--- this Lua process exits, even without e:stop()).
 function M.start(opts)
   opts = opts or {}
   local args = {}
@@ -220,6 +221,15 @@ function M.start(opts)
   if tls then
     args[#args + 1] = "--tls-cert"; args[#args + 1] = tls.cert
     args[#args + 1] = "--tls-key"; args[#args + 1] = tls.key
+  end
+  if opts.watch ~= false then
+    -- stop the emulator with this Lua process even if the spec run dies without e:stop()
+    local p = io.popen("echo $PPID")
+    local me = p:read("*l")
+    p:close()
+    if me and me:match("^%d+$") then
+      args[#args + 1] = "--watch-pid"; args[#args + 1] = me
+    end
   end
   local last_output
   for _ = 1, 3 do
