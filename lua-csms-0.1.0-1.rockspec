@@ -40,6 +40,7 @@ build = {
     ["csms.errors"] = "lua/csms/errors.lua",
     ["csms.transport"] = "lua/csms/transport.lua",
     ["csms.batch"] = "lua/csms/batch.lua",
+    ["csms.cosocket"] = "lua/csms/cosocket.lua",
     ["csms.emulator.blob"] = "lua/csms/emulator/blob.lua",
     ["csms.emulator.crypto"] = "lua/csms/emulator/crypto.lua",
     ["csms.emulator.faults"] = "lua/csms/emulator/faults.lua",

@@ -8,6 +8,7 @@
 local core = require "csms.core"
 local cjson = require "cjson.safe"
 local csms = require "csms"
+local cosocket = require "csms.cosocket"
 local errors = require "csms.errors"
 
 local M = {}
@@ -146,8 +147,31 @@ end
 -- client's transport (libcurl's multi interface: no thread or process per request) and calls
 -- finish(item, result, err) as each ends. A transport without submit/poll (a user function)
 -- runs them one at a time.
+-- Inside nginx: `concurrency` light threads (ngx.thread) take items in turn; each waits on
+-- its cosocket without blocking the worker.
+local function run_threads(client, items, concurrency, make_op, finish)
+  local next_item = 1
+  local function worker()
+    while next_item <= #items do
+      local item = items[next_item]
+      next_item = next_item + 1
+      local op, err = make_op(item)
+      if op then finish(item, client:run(op)) else finish(item, nil, err) end
+    end
+  end
+  local threads = {}
+  for i = 1, math.min(concurrency, #items) do threads[i] = ngx.thread.spawn(worker) end
+  for _, th in ipairs(threads) do
+    local ok, err = ngx.thread.wait(th)
+    if not ok then error(err, 0) end
+  end
+end
+
 local function run_all(client, items, concurrency, make_op, finish)
   local t = client.transport
+  if concurrency > 1 and cosocket.available() then
+    return run_threads(client, items, concurrency, make_op, finish)
+  end
   if concurrency <= 1 or not (t.submit and t.poll) then
     for _, item in ipairs(items) do
       local op, err = make_op(item)

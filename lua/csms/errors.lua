@@ -19,6 +19,7 @@ M.kinds = {
   response_too_large = true,   -- the body passed the client's cap
   bad_response = true,         -- a 2xx whose body is not what the API documents
   conflict_after_retry = true, -- a retried restore met its own secret (see README)
+  phase = true,                -- inside nginx, called from a phase without cosockets
   io = true,                   -- local files (csms.batch)
   corrupt = true,              -- a backup file does not match its manifest (csms.batch)
 }

@@ -213,8 +213,17 @@ function M.new(opts)
   end
   if type(opts.transport) == "function" then
     self.transport = transport.from_function(opts.transport)
+  elseif opts.transport then
+    self.transport = opts.transport
+  elseif ngx and type(ngx.get_phase) == "function" then
+    -- Inside nginx: cosockets, never a blocking call on a serving worker (csms.cosocket).
+    if opts.cafile or opts.proxy then
+      return nil, errors.new("config", "cafile and proxy are not available inside nginx: set "
+        .. "lua_ssl_trusted_certificate, and reach the endpoint directly")
+    end
+    self.transport = require("csms.cosocket").auto(opts, transport.curl)
   else
-    self.transport = opts.transport or transport.curl(opts)
+    self.transport = transport.curl(opts)
   end
   private[self] = p
   return self
