@@ -188,4 +188,39 @@ describe("csms inside nginx", function()
     local _, result = get("/result?key=init")
     assert.matches("^ok %d+", result)
   end)
+
+  it("serves examples/nginx/nginx.conf: /backup and the project timer", function()
+    local conf = emulator.read_all(ROOT .. "/examples/nginx/nginx.conf")
+    local port = emulator.free_port()
+    conf = conf:gsub("listen 127%.0%.0%.1:8081;", "listen 127.0.0.1:" .. port .. ";")
+      :gsub("pid logs/nginx%.pid;", "pid " .. dir .. "/example.pid;")
+      :gsub("error_log logs/error%.log warn;", "error_log " .. dir .. "/example.log warn;")
+      :gsub("/usr/lib/nginx/modules", MODULES)
+      :gsub("/etc/ssl/certs/ca%-certificates%.crt", dir .. "/good-ca.pem")
+    local example = dir .. "/example.conf"
+    write(example, conf)
+    local sets = dir .. "/example-sets"
+    assert(sh("mkdir -p " .. q(sets) .. " && chmod 0777 " .. q(sets)))
+    local env = ("CSMS_ENDPOINT=%s HUAWEICLOUD_SDK_AK=%s HUAWEICLOUD_SDK_SK=%s HUAWEICLOUD_SDK_PROJECT_ID=%s "
+      .. "BACKUP_MINUTES=0.02 BACKUP_ROOT=%s"):format(q(plain.endpoint), q(plain.ak), q(plain.sk),
+      q(plain.project_id), q(sets))
+    local prefix = ROOT .. "/examples/nginx"
+    assert(sh(("mkdir -p %s/logs && %s nginx -p %s -c %s"):format(q(prefix), env, q(prefix), q(example))))
+    finally(function() sh(("nginx -p %s -c %s -s stop"):format(q(prefix), q(example))) end)
+    local out
+    for _ = 1, 50 do
+      local ok
+      ok, out = sh(("curl -s -m 5 'http://127.0.0.1:%d/backup?name=bulk-2'"):format(port))
+      if ok and out:find("backed up", 1, true) then break end
+      os.execute("sleep 0.1")
+    end
+    assert.matches("^backed up bulk%-2: %d+ bytes %(request %x+%)", out)
+    local _, listing
+    for _ = 1, 60 do
+      _, listing = sh("ls " .. q(sets) .. "/*/manifest.json")
+      if listing:find("manifest.json", 1, true) then break end
+      os.execute("sleep 0.1")
+    end
+    assert.matches("manifest%.json", listing)
+  end)
 end)

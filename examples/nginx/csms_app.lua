@@ -1,0 +1,53 @@
+-- Handlers for examples/nginx/nginx.conf.
+local csms = require "csms"
+local batch = require "csms.batch"
+
+local M = {}
+local client
+
+-- One client per worker, made on first use: nothing happens at require time.
+local function get_client()
+  if not client then
+    client = assert(csms.new {
+      endpoint = os.getenv("CSMS_ENDPOINT"), region = os.getenv("CSMS_REGION"),
+      timeout = 10,
+    })
+  end
+  return client
+end
+
+-- content_by_lua: the request waits on a cosocket, the worker keeps serving others.
+function M.backup()
+  local name = ngx.var.arg_name
+  if not name then
+    ngx.status = 400
+    return ngx.say("usage: /backup?name=<secret name>")
+  end
+  local res, err = get_client():backup(name)
+  if not res then
+    ngx.log(ngx.ERR, tostring(err)) -- never holds a credential or a blob
+    ngx.status = err.kind == "invalid_argument" and 400 or 502
+    return ngx.say(tostring(err))
+  end
+  ngx.say("backed up ", name, ": ", #res.secret_blob, " bytes (request ", res.request_id or "?", ")")
+end
+
+local function backup_project(premature)
+  if premature then return end
+  local dir = (os.getenv("BACKUP_ROOT") or "/var/backups/csms") .. "/" .. os.date("!%Y-%m-%dT%H%M%SZ")
+  local report, err = batch.backup(get_client(), { dir = dir, concurrency = 8 })
+  if not report then
+    ngx.log(ngx.ERR, "project backup failed: ", tostring(err))
+  else
+    ngx.log(ngx.NOTICE, ("project backup to %s: %d ok, %d failed"):format(dir, report.ok, report.failed))
+  end
+end
+
+-- init_worker_by_lua has no cosockets: the work itself runs in timers, which do.
+function M.start_timer()
+  local minutes = tonumber(os.getenv("BACKUP_MINUTES") or "")
+  if not minutes or ngx.worker.id() ~= 0 then return end
+  assert(ngx.timer.every(minutes * 60, backup_project))
+end
+
+return M
