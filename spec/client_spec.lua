@@ -250,3 +250,41 @@ describe("connections", function()
     assert.equal(1, opened)
   end)
 end)
+
+describe("clock skew", function()
+  it("is corrected from an expired-signature 401 and the call retried once", function()
+    e:create_secret("s", { "x" })
+    e:config { clock_skew_s = 3600 } -- the emulator's clock runs an hour ahead of ours
+    local c = new_client { retries = 0 }
+    local res, err = c:backup("s")
+    assert.is_nil(err)
+    assert.truthy(res.secret_blob)
+    assert.is_true(math.abs(c.clock_skew - 3600) <= 2, "clock_skew " .. c.clock_skew)
+    assert.equal(1, e:stats().auth_failures)
+    assert(c:backup("s")) -- later calls sign with the corrected clock at once
+    assert.equal(1, e:stats().auth_failures)
+  end)
+
+  it("is corrected from the Date header when it is more than 5 minutes off", function()
+    e:create_secret("s", { "x" })
+    e:config { clock_skew_s = -600 } -- within the gateway's 15 minutes: accepted, but noticed
+    local c = new_client()
+    assert(c:backup("s"))
+    assert.is_true(math.abs(c.clock_skew + 600) <= 2, "clock_skew " .. c.clock_skew)
+    assert.equal(0, e:stats().auth_failures)
+    e:config { clock_skew_s = 60 } -- a minute is left alone
+    c = new_client()
+    assert(c:backup("s"))
+    assert.equal(0, c.clock_skew)
+  end)
+
+  it("does not turn other 401s into retries", function()
+    e:create_secret("s", { "x" })
+    e:config { clock_skew_s = 3600 }
+    local _, err = new_client { sk = "wrong-secret-key-value" }:backup("s")
+    assert.equal(401, err.status)
+    assert.equal(2, err.attempts) -- the expired one, corrected, then the wrong SK: no third
+    assert.equal(2, e:stats().auth_failures)
+  end)
+end)
+

@@ -163,7 +163,7 @@ local function tidy(v)
   return v
 end
 
--- Seconds from a Retry-After value: delta-seconds or an HTTP date.
+-- Seconds since the epoch of an HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT"), or nil.
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
                  Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 local function days_from_civil(y, m, d)
@@ -174,16 +174,30 @@ local function days_from_civil(y, m, d)
   local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
   return era * 146097 + doe - 719468
 end
+local function http_date(v)
+  local d, mon, y, hh, mm, ss = (v or ""):match("(%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
+  if not (d and MONTHS[mon]) then return nil end
+  return days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400
+    + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
+end
+
+-- Seconds from a Retry-After value: delta-seconds or an HTTP date.
 local function retry_after_seconds(v, now)
   if not v then return nil end
   local n = tonumber(v:match("^%s*(%d+)%s*$"))
   if n then return n end
-  local d, mon, y, hh, mm, ss = v:match("(%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
-  if d and MONTHS[mon] then
-    local t = days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400
-      + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
-    return math.max(0, t - now)
-  end
+  local t = http_date(v)
+  return t and math.max(0, t - now)
+end
+
+local SKEW_TOLERANCE = 300 -- seconds the signing clock may be off before it is corrected
+
+-- The server's clock, from an answer: the time an expired-signature 401 quotes
+-- ("current ts:<ms>"), else the Date header. Returns its offset from ours, in seconds.
+local function server_clock_offset(res, error_msg)
+  local ms = error_msg and tonumber(error_msg:match("current ts:%s*(%d+)"))
+  local t = ms and ms / 1000 or http_date(res.headers.date)
+  if t then return math.floor(t - os.time() + 0.5) end
 end
 
 function M.new(opts)
@@ -320,6 +334,8 @@ function Operation:outcome(res, terr)
   local client = self.client
   local err, delay
   if res and res.status >= 200 and res.status < 300 then
+    local offset = server_clock_offset(res)
+    if offset and math.abs(offset - client.clock_skew) > SKEW_TOLERANCE then client.clock_skew = offset end
     local rid = res.headers["x-request-id"]
     self.request_id = rid
     local doc = res.body == "" or cjson.decode(res.body)
@@ -336,6 +352,16 @@ function Operation:outcome(res, terr)
     return "done", result
   elseif res then
     err = client:http_error(self.op, res)
+    -- A signature the gateway calls expired, signed by a clock far from the server's: correct
+    -- the signing clock and try once more (never more: the gateway locks an AK after 5 401s).
+    local offset = server_clock_offset(res, res.status == 401 and err.error_msg or nil)
+    if offset and math.abs(offset - client.clock_skew) > SKEW_TOLERANCE then
+      client.clock_skew = offset
+      if res.status == 401 and not self.skew_retried and (err.error_msg or ""):lower():find("expired", 1, true) then
+        self.skew_retried = true
+        return "retry", 0
+      end
+    end
     if err.conflict and self.maybe_applied then
       err.kind = "conflict_after_retry"
       err.message = "an earlier attempt may have restored the secret before failing ("
