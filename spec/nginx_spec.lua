@@ -215,9 +215,9 @@ describe("csms inside nginx", function()
       os.execute("sleep 0.1")
     end
     assert.matches("^backed up bulk%-2: %d+ bytes %(request %x+%)", out)
-    local _, listing
+    local listing
     for _ = 1, 60 do
-      _, listing = sh("ls " .. q(sets) .. "/*/manifest.json")
+      listing = select(2, sh("ls " .. q(sets) .. "/*/manifest.json"))
       if listing:find("manifest.json", 1, true) then break end
       os.execute("sleep 0.1")
     end
