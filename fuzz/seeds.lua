@@ -70,7 +70,8 @@ local blobs = {
   PREFIX .. "com." .. HDR .. ".a.b.c",
   PREFIX .. "Com" .. HDR .. ".a.b.c",
   PREFIX .. "com" .. HDR .. ".a+b.c.d",
-  PREFIX, PREFIX .. "com", PREFIX .. "comeyJ", "", "(CloudSecretManagementBackupV1.com" .. HDR .. ".a.b.c",
+  PREFIX, PREFIX .. "com", PREFIX .. "comeyJ", "",
+  "(CloudSecretManagementBackupV1.com" .. HDR .. ".a.b.c",
   DOC_BLOB:sub(1, 200), DOC_BLOB .. "\n", DOC_BLOB:gsub("%.", "..", 1),
 }
 
@@ -82,7 +83,8 @@ local heads = {
     .. '{"secret_blob":")CloudSecretManagementBackupV1.com' .. HDR .. '.a.b.c"}',
   "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nX-Request-Id: a\r\nX-Request-Id: b\r\n\r\n{}",
   "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\nX-Request-Id: r\r\nContent-Length: 2\r\n\r\n{}",
-  "HTTP/1.1 503 Service Unavailable\r\nRetry-After: Wed, 21 Oct 2026 07:28:00 GMT\r\n\r\n<html><title>503</title></html>",
+  "HTTP/1.1 503 Service Unavailable\r\nRetry-After: Wed, 21 Oct 2026 07:28:00 GMT\r\n\r\n"
+    .. "<html><title>503</title></html>",
   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" .. ("x"):rep(300),
   "HTTP/1.0 200 OK\nServer: x\n\nbody-until-close",
   "HTTP/2 200\r\ncontent-type: application/json\r\nx-request-id: h2\r\n\r\n{\"secrets\":[]}",
@@ -91,7 +93,8 @@ local heads = {
   "HTTP/1.1 200 OK\r\n:empty-name\r\nNoColon\r\nA:\r\nB:   \t \r\nC\t: v\r\n\r\n",
   "HTTP/1.1 200 OK\r\nX-Many: 1\r\nx-many: 2\r\nX-MANY: 3\r\n\r\n",
   "HTTP/1.1 401 Unauthorized\r\nX-Request-Id: 1\r\nContent-Type: application/json\r\n\r\n"
-    .. '{"error_msg":"Incorrect IAM authentication information: verify aksk signature fail","error_code":"APIGW.0301","request_id":"1"}',
+    .. '{"error_msg":"Incorrect IAM authentication information: verify aksk signature fail",'
+    .. '"error_code":"APIGW.0301","request_id":"1"}',
   "HTTP/1.1 200 OK\r\nSet-Cookie: a=b\r\nHeader-With-NUL: a\0b\r\n\r\n",
   "HTTP/1.1 200 OK\r\n" .. ("X-Long: " .. ("v"):rep(1000) .. "\r\n"):rep(3) .. "\r\n",
 }

@@ -1,0 +1,293 @@
+-- A raw TCP (or TLS) server that misbehaves on purpose, for spec/hostile_spec.lua and
+-- spec/hygiene_spec.lua. Two halves in one file:
+--   * as a module (any interpreter): rawserver.start(scenario, opts) runs the server as a lua5.4
+--     subprocess and returns { port, url, connections(), requests(), stop() };
+--   * as a script (lua5.4 + LuaSocket [+ LuaSec]): `lua5.4 spec/support/rawserver.lua serve
+--     <scenario> <dir> [certfile keyfile]` accepts connections one after another, reads each
+--     request, answers it as the scenario says, and logs every accept and request line in <dir>.
+-- The server exits by itself after 120 seconds, so a crashed spec leaves nothing behind.
+
+local LIFETIME = 120
+
+-- ---------------------------------------------------------------- the server (lua5.4)
+
+local function serve(scenario, dir, certfile, keyfile)
+  local socket = require "socket"
+  local started = socket.gettime()
+  local function alive() return socket.gettime() - started < LIFETIME end
+  local log = assert(io.open(dir .. "/log", "a"))
+  local function note(s)
+    log:write(s, "\n")
+    log:flush()
+  end
+
+  local srv = assert(socket.bind("127.0.0.1", 0))
+  srv:settimeout(1)
+  local _, port = srv:getsockname()
+  local pf = assert(io.open(dir .. "/port.tmp", "w"))
+  pf:write(port, "\n")
+  pf:close()
+  assert(os.rename(dir .. "/port.tmp", dir .. "/port"))
+
+  local tls_ctx
+  if certfile then
+    local ssl = require "ssl"
+    tls_ctx = assert(ssl.newcontext { mode = "server", protocol = "any", key = keyfile,
+      certificate = certfile, options = { "all" } })
+  end
+
+  local function head(c)
+    local lines = {}
+    while true do
+      local l, err = c:receive("*l")
+      if not l then return nil, err end
+      if l == "" then return lines end
+      lines[#lines + 1] = l
+    end
+  end
+
+  -- Sends s in pieces until done or the peer is gone; false when the peer is gone.
+  local function send(c, s)
+    local i = 1
+    while i <= #s do
+      local last, err, partial = c:send(s, i)
+      if not last then
+        if err ~= "timeout" then return false end
+        i = partial + 1
+      else
+        i = last + 1
+      end
+    end
+    return true
+  end
+
+  local function json_answer(body, status, extra)
+    return ("HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+      .. "X-Request-Id: raw-%s\r\n%s\r\n%s"):format(status or "200 OK", #body, scenario,
+      extra or "", body)
+  end
+
+  local BLOB = ")CloudSecretManagementBackupV1.comeyJhbGciOiJ4IiwiZW5jIjoieSJ9.a.b.c"
+  local ECHO = os.getenv("RAWSERVER_ECHO") or ""
+
+  local handlers = {
+    ok = function(c) send(c, json_answer('{"secret_blob":"' .. BLOB .. '"}')) end,
+    truncated = function(c)
+      send(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        .. '{"secret_blob":")CloudSecretMan')
+    end,
+    short_length = function(c) -- Content-Length smaller than the body sent
+      send(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n"
+        .. '{"secret_blob":"' .. BLOB .. '"}')
+    end,
+    endless_headers = function(c)
+      if not send(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n") then return end
+      local i = 0
+      while alive() do
+        i = i + 1
+        if not send(c, ("X-Filler-%d: %s\r\n"):format(i, ("f"):rep(100))) then return end
+      end
+    end,
+    gigantic = function(c) -- announces 200 MB and starts sending them
+      if not send(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 209715200\r\n\r\n")
+      then return end
+      local chunk = ("x"):rep(65536)
+      for _ = 1, 3200 do
+        if not alive() or not send(c, chunk) then return end
+      end
+    end,
+    gigantic_unannounced = function(c) -- no length: close-delimited, larger than the cap
+      if not send(c, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n") then return end
+      local chunk = ("x"):rep(65536)
+      for _ = 1, 3200 do
+        if not alive() or not send(c, chunk) then return end
+      end
+    end,
+    endless_chunked = function(c)
+      if not send(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        .. "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n") then return end
+      while alive() do
+        if not send(c, "1\r\n \r\n") then return end
+        socket.sleep(0.05)
+      end
+    end,
+    invalid_json = function(c) send(c, json_answer('{"secret_blob": "abc", oops')) end,
+    html_200 = function(c)
+      local b = "<html><body>Maintenance</body></html>"
+      send(c, ("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"):format(#b, b))
+    end,
+    blob_number = function(c) send(c, json_answer('{"secret_blob": 12345}')) end,
+    secret_string = function(c) send(c, json_answer('{"secret": "db-password"}')) end,
+    secrets_object = function(c)
+      send(c, json_answer('{"secrets": {"a": {"name": "a"}}, "page_info": {"current_count": 1}}'))
+    end,
+    top_array = function(c) send(c, json_answer('[1, 2, 3]')) end,
+    silent = function() -- accepts, reads the request, never answers
+      while alive() do socket.sleep(0.2) end
+    end,
+    silent_accept = function() -- never even reads
+      while alive() do socket.sleep(0.2) end
+    end,
+    http10 = function(c) -- close-delimited body, no Content-Length
+      send(c, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n"
+        .. '{"secret_blob":"' .. BLOB .. '"}')
+    end,
+    echo_401 = function(c) -- a gateway that echoes what it got (credentials included) in its message
+      local msg = ("verify aksk signature fail. canonical request: %s"):format(ECHO)
+      send(c, json_answer(('{"error_code":"APIGW.0301","error_msg":%q}'):format(msg), "401 Unauthorized"))
+    end,
+    garbage = function(c) send(c, "this is not HTTP at all\r\n\r\n") end,
+  }
+  for code in ("301 302 307 308"):gmatch("%d+") do
+    handlers["redirect_" .. code] = function(c)
+      local to = os.getenv("RAWSERVER_LOCATION") or "http://127.0.0.1:1/"
+      send(c, ("HTTP/1.1 %s Moved\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n"):format(code, to))
+    end
+  end
+  local handler = assert(handlers[scenario], "unknown scenario " .. tostring(scenario))
+
+  local n = 0
+  while alive() do
+    local c = srv:accept()
+    if c then
+      n = n + 1
+      note("accept " .. n)
+      c:settimeout(5)
+      local ok = true
+      if tls_ctx then
+        local ssl = require "ssl"
+        c = ssl.wrap(c, tls_ctx)
+        c:settimeout(5)
+        local hs, err = c:dohandshake()
+        if not hs then
+          note("handshake failed: " .. tostring(err))
+          ok = false
+        end
+      end
+      if ok and scenario ~= "silent_accept" then
+        local lines = head(c)
+        if lines then
+          note("request " .. (lines[1] or ""))
+          local len = 0
+          for _, l in ipairs(lines) do
+            local v = l:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")
+            if v then len = tonumber(v) end
+          end
+          if len > 0 then c:receive(len) end
+          handler(c)
+        end
+      elseif ok then
+        handler(c)
+      end
+      c:close()
+    end
+  end
+end
+
+if select(1, ...) == "serve" then
+  serve(select(2, ...))
+  return
+end
+
+-- ---------------------------------------------------------------- the spec side (any Lua)
+
+local core = require "csms.core"
+
+local M = {}
+
+local function script_path()
+  local src = debug.getinfo(1, "S").source:gsub("^@", "")
+  return src
+end
+
+local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function tmpdir()
+  local p = io.popen("mktemp -d")
+  local d = p:read("*l")
+  p:close()
+  return d
+end
+M.tmpdir = tmpdir
+
+-- Starts a server playing scenario. opts: tls = { cert = path, key = path },
+-- env = { NAME = value } (RAWSERVER_LOCATION for redirects, RAWSERVER_ECHO for echo_401).
+function M.start(scenario, opts)
+  opts = opts or {}
+  local dir = tmpdir()
+  local env = ""
+  for k, v in pairs(opts.env or {}) do env = env .. k .. "=" .. quote(v) .. " " end
+  local cmd = ("%s lua5.4 %s serve %s %s %s >%s/out 2>&1 & echo $!"):format(env,
+    quote(script_path()), quote(scenario), quote(dir),
+    opts.tls and (quote(opts.tls.cert) .. " " .. quote(opts.tls.key)) or "", quote(dir))
+  local p = io.popen(cmd)
+  local pid = tonumber(p:read("*l"))
+  p:close()
+  local port
+  local deadline = core.monotonic() + 10
+  while core.monotonic() < deadline do
+    port = tonumber(read(dir .. "/port") or "")
+    if port then break end
+    core.sleep(0.02)
+  end
+  if not port then
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    error("rawserver " .. scenario .. " did not start: " .. (read(dir .. "/out") or ""))
+  end
+  local s = { pid = pid, port = port, dir = dir, scenario = scenario }
+  s.url = (opts.tls and "https" or "http") .. "://127.0.0.1:" .. port
+  function s.log() return read(dir .. "/log") or "" end
+  function s.connections()
+    local n = 0
+    for _ in s.log():gmatch("accept %d+") do n = n + 1 end
+    return n
+  end
+  function s.requests()
+    local out = {}
+    for l in s.log():gmatch("request ([^\n]*)") do out[#out + 1] = l end
+    return out
+  end
+  function s.stop()
+    os.execute("kill " .. pid .. " 2>/dev/null; rm -rf " .. quote(dir))
+  end
+  return s
+end
+
+-- A test CA and certificates made with the openssl CLI in a temp dir:
+--   ca.pem; good.pem/good.key (127.0.0.1 and localhost, signed by the CA);
+--   wrong.pem/wrong.key (wrong.example only, signed by the CA); self.pem/self.key (self-signed
+--   for 127.0.0.1). Returns the directory.
+function M.make_certs()
+  local dir = tmpdir()
+  local script = [[
+set -e
+cd DIR
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=csms test CA" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+mk() { # name, subjectAltName
+  openssl req -newkey rsa:2048 -nodes -keyout $1.key -out $1.csr -subj "/CN=$1"
+  printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$2" > $1.ext
+  openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $1.pem -days 2 -extfile $1.ext
+}
+mk good "IP:127.0.0.1,DNS:localhost"
+mk wrong "DNS:wrong.example"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout self.key -out self.pem -days 2 -subj "/CN=127.0.0.1" \
+  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost"
+]]
+  local f = assert(io.open(dir .. "/make.sh", "w"))
+  f:write((script:gsub("DIR", dir)))
+  f:close()
+  local ok = os.execute("sh " .. quote(dir .. "/make.sh") .. " >" .. quote(dir .. "/make.log") .. " 2>&1")
+  if ok ~= true and ok ~= 0 then error("making certificates failed: " .. (read(dir .. "/make.log") or "")) end
+  return dir
+end
+
+return M
