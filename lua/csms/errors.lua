@@ -29,7 +29,7 @@ function Error:__tostring()
   if self.op then parts[#parts + 1] = self.op end
   local head = table.concat(parts, " ") .. ": "
   local body
-  if self.status then
+  if self.status and (self.kind == "http" or self.kind == "conflict_after_retry") then
     body = ("HTTP %d"):format(self.status)
     if self.error_code then body = body .. " " .. self.error_code end
     if self.error_msg then body = body .. ": " .. self.error_msg end
@@ -37,7 +37,8 @@ function Error:__tostring()
       body = body .. " (after a retry: the first attempt probably restored it)"
     end
   else
-    body = (self.kind or "error") .. ": " .. (self.message or "unknown error")
+    body = (self.kind or "error") .. ": " .. (self.message or self.error_msg or "unknown error")
+    if self.status then body = body .. (" (HTTP %d)"):format(self.status) end
   end
   if self.request_id then body = body .. " (request_id " .. self.request_id .. ")" end
   if self.attempts and self.attempts > 1 then body = body .. (" after %d attempts"):format(self.attempts) end
