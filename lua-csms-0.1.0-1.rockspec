@@ -50,7 +50,7 @@ build = {
     ["csms.emulator.store"] = "lua/csms/emulator/store.lua",
   },
   install = {
-    bin = { ["csms-emulator"] = "bin/csms-emulator" },
+    bin = { ["csms-emulator"] = "bin/csms-emulator", ["csms-backup"] = "bin/csms-backup" },
   },
 }
 test = {

@@ -32,6 +32,11 @@ describe("the rockspec", function()
     assert(ok, out)
     assert.matches("SDK%-HMAC%-SHA256 Access=AccessKey, SignedHeaders=host;x%-sdk%-date, Signature=%x+", out)
     assert.truthy(io.open(tree .. "/bin/csms-emulator"), "the emulator launcher is installed")
+    -- a tree outside LuaRocks' configured ones is on the paths the way `luarocks path` puts it
+    ok, out = sh(("cd /tmp && LUA_PATH='%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua;;' "
+      .. "LUA_CPATH='%s/lib/lua/%s/?.so;;' %s/bin/csms-backup --version"):format(tree, ver, tree, ver, tree, ver, tree))
+    assert(ok, out)
+    assert.matches("^csms%-backup %d+%.%d+%.%d+", out)
     os.execute("rm -rf " .. tree)
   end)
 end)

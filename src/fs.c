@@ -1,6 +1,7 @@
 /* Files for backups: created with their final mode from the first byte, written under a
  * temporary name, flushed to disk and renamed, so a crash never leaves a half file under the
  * real name nor a moment when a blob is readable by others. */
+#define _GNU_SOURCE /* syncfs */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -86,6 +87,41 @@ static int l_write_atomic(lua_State *L) {
   return 1;
 }
 
+/* core.write_new(path, data [, mode = 0600]) -> true | nil, message
+ * Creates path (it must not exist) with exactly that mode and writes data, without syncing:
+ * for callers that make a whole group durable at once with core.syncfs before renaming. */
+static int l_write_new(lua_State *L) {
+  size_t n;
+  const char *path = luaL_checkstring(L, 1);
+  const char *data = luaL_checklstring(L, 2, &n);
+  mode_t mode = (mode_t)luaL_optinteger(L, 3, 0600);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return fail(L, "cannot create", path, errno);
+  if (fchmod(fd, mode) || write_all(fd, data, n) || close(fd)) {
+    int e = errno;
+    unlink(path);
+    return fail(L, "cannot write", path, e);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.syncfs(dir) -> true | nil, message: everything written to dir's filesystem, data and
+ * names, reaches the disk (one journal commit for a whole group of files). */
+static int l_syncfs(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return fail(L, "cannot open", path, errno);
+  if (syncfs(fd)) {
+    int e = errno;
+    close(fd);
+    return fail(L, "cannot sync the filesystem of", path, e);
+  }
+  close(fd);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.mkdir(path [, mode = 0700]) -> true, created | nil, message. An existing directory is
  * fine (created = false); each missing parent is made too. */
 static int l_mkdir(lua_State *L) {
@@ -133,6 +169,8 @@ static int l_isatty(lua_State *L) {
 
 void csms_open_fs(lua_State *L) {
   static const luaL_Reg funcs[] = {{"write_atomic", l_write_atomic},
+                                   {"write_new", l_write_new},
+                                   {"syncfs", l_syncfs},
                                    {"mkdir", l_mkdir},
                                    {"file_mode", l_file_mode},
                                    {"isatty", l_isatty},
