@@ -132,9 +132,16 @@ local function serve(scenario, dir, certfile, keyfile)
       send(c, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n"
         .. '{"secret_blob":"' .. BLOB .. '"}')
     end,
-    echo_401 = function(c) -- a gateway that echoes what it got (credentials included) in its message
-      local msg = ("verify aksk signature fail. canonical request: %s"):format(ECHO)
-      send(c, json_answer(('{"error_code":"APIGW.0301","error_msg":%q}'):format(msg), "401 Unauthorized"))
+    -- A gateway that echoes the request it got (credentials included) in its 401 message, as
+    -- the real one puts its canonical request there; RAWSERVER_ECHO is appended.
+    echo_401 = function(c, lines)
+      local cjson = require "cjson"
+      local msg = "verify aksk signature fail, canonicalRequest: " .. table.concat(lines, "\n") .. ECHO
+      send(c, json_answer(cjson.encode { error_code = "APIGW.0301", error_msg = msg }, "401 Unauthorized"))
+    end,
+    echo_401_text = function(c, lines) -- the same as plain text (not JSON)
+      local b = "Unauthorized: " .. table.concat(lines, "\n") .. ECHO
+      send(c, ("HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"):format(#b, b))
     end,
     garbage = function(c) send(c, "this is not HTTP at all\r\n\r\n") end,
   }
@@ -174,7 +181,7 @@ local function serve(scenario, dir, certfile, keyfile)
             if v then len = tonumber(v) end
           end
           if len > 0 then c:receive(len) end
-          handler(c)
+          handler(c, lines)
         end
       elseif ok then
         handler(c)
