@@ -1,7 +1,8 @@
 -- Writes the seed corpora fuzz/corpus/<target>/ (run from the repository root:
 -- lua5.4 fuzz/seeds.lua). The seeds are real inputs: the official signing vectors, the URLs
 -- and headers of the specs, the documented blob and its near misses, and response headers as
--- the CSMS gateway, nginx and load balancers send them.
+-- the CSMS gateway, nginx and load balancers send them. fuzz/corpus/blob/emulator-* are real
+-- blobs from the emulator's DownloadSecretBlob (1 to 3 versions), written once, not by this.
 local HOST = "https://service.endpoint.myhuaweicloud.com"
 local DOC_BLOB = ")CloudSecretManagementBackupV1.comeyJraWQiOiI5ZjNlZmRjNS0zZjVlLTRiZWQtYThkMS05NjE2"
   .. "ZTUwNDQzYWIiLCJlbmMiOiJBMTI4Q0JDLUhTMjU2IiwiYWxnIjoiUlNBLU9BRVAtMjU2In0.CtrOcFMSeW_qMdQjgKzNa"
