@@ -111,8 +111,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (body_stopped && x.overflow != OVERFLOW_BODY) abort();
 
   /* libcurl always hands over a status line, so the real header buffer is never unallocated
-   * here; push_headers on one computes NULL + 0 (undefined behaviour, reported). */
+   * here; push_headers on one computes NULL + 0 (undefined behaviour, reported; the input
+   * fuzz/corpus/http/regress-no-header-lines shows it with FUZZ_STRICT=1 fuzz/run http). */
+#ifndef CSMS_FUZZ_STRICT
   if (!x.headers.p && buf_reserve(&x.headers, 1)) abort();
+#endif
   CURLcode rc = x.overflow ? CURLE_WRITE_ERROR : CODES[(flags >> 1) & 7];
   lua_settop(L, 0);
   push_result(L, &x, rc);
