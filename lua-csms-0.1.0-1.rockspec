@@ -38,6 +38,7 @@ build = {
     ["csms"] = "lua/csms/init.lua",
     ["csms.config"] = "lua/csms/config.lua",
     ["csms.errors"] = "lua/csms/errors.lua",
+    ["csms.metadata"] = "lua/csms/metadata.lua",
     ["csms.transport"] = "lua/csms/transport.lua",
     ["csms.batch"] = "lua/csms/batch.lua",
     ["csms.cosocket"] = "lua/csms/cosocket.lua",

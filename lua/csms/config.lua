@@ -14,6 +14,44 @@ for r in ([[cn-north-4 cn-north-1 cn-north-2 cn-north-9 cn-north-11 cn-north-12 
   M.regions[r] = true
 end
 
+-- Seconds since the epoch of a UTC calendar time (no os.time: it works in local time).
+function M.epoch(y, m, d, hh, mm, ss)
+  local yy = m <= 2 and y - 1 or y
+  local era = math.floor(yy / 400)
+  local yoe = yy - era * 400
+  local doy = math.floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return (era * 146097 + doe - 719468) * 86400 + hh * 3600 + mm * 60 + ss
+end
+
+M.METADATA_ENDPOINT = "http://169.254.169.254"
+
+local function first_line(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local line = f:read("*l")
+  f:close()
+  return line
+end
+
+-- Where to ask the ECS metadata service for credentials, or nil not to. opt: false (never),
+-- true (the usual address), a URL (a stand-in), or nil: HUAWEICLOUD_SDK_ECS_METADATA=on|off,
+-- else only when the machine's DMI says it is an OpenStack / Huawei Cloud server, so that
+-- elsewhere not even a connection is attempted.
+function M.metadata_endpoint(opt, getenv, read)
+  if opt == false then return nil end
+  if type(opt) == "string" then return (opt:gsub("/+$", "")) end
+  if opt == true then return M.METADATA_ENDPOINT end
+  local env = (getenv("HUAWEICLOUD_SDK_ECS_METADATA") or ""):lower()
+  if env == "on" or env == "1" or env == "true" then return M.METADATA_ENDPOINT end
+  if env == "off" or env == "0" or env == "false" then return nil end
+  read = read or first_line
+  for _, f in ipairs { "sys_vendor", "product_name", "chassis_asset_tag" } do
+    local v = (read("/sys/class/dmi/id/" .. f) or ""):lower()
+    if v:find("openstack", 1, true) or v:find("huawei", 1, true) then return M.METADATA_ENDPOINT end
+  end
+end
+
 local function config_error(msg)
   return nil, errors.new("config", msg)
 end
@@ -71,9 +109,11 @@ local function resolve_credentials(opts, getenv, profile)
   if nonempty(p.ak) and nonempty(p.sk) then
     return { ak = p.ak, sk = p.sk, security_token = nonempty(p.security_token) }
   end
+  local metadata = M.metadata_endpoint(opts.metadata, getenv)
+  if metadata then return { metadata = metadata } end -- fetched by the client
   return config_error("no credentials: pass ak/sk (or auth_token) to csms.new, set "
-    .. "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, or write [basic] ak/sk in "
-    .. "~/.huaweicloud/credentials")
+    .. "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, write [basic] ak/sk in "
+    .. "~/.huaweicloud/credentials, or on a cloud server set HUAWEICLOUD_SDK_ECS_METADATA=on")
 end
 
 local function resolve_endpoint(opts, getenv)
@@ -97,7 +137,8 @@ local function resolve_endpoint(opts, getenv)
 end
 
 -- Returns the settings a client needs: { endpoint, project_id, ak, sk, security_token,
--- auth_token }, or nil, err (kind "config").
+-- auth_token } or, when only the ECS metadata service can give credentials, { endpoint,
+-- project_id?, metadata = base URL }; or nil, err (kind "config").
 function M.resolve(opts, getenv)
   getenv = getenv or os.getenv
   local cached
@@ -115,11 +156,11 @@ function M.resolve(opts, getenv)
   if not endpoint then return nil, err end
   local project_id = opts.project_id or nonempty(getenv("HUAWEICLOUD_SDK_PROJECT_ID"))
     or nonempty(profile().project_id)
-  if not project_id then
+  if not project_id and not creds.metadata then
     return config_error("no project_id: pass project_id, set HUAWEICLOUD_SDK_PROJECT_ID, or write "
       .. "project_id in the [basic] section of ~/.huaweicloud/credentials")
   end
-  if #project_id > 64 or not project_id:match("^[%w_%-]+$") then
+  if project_id and (#project_id > 64 or not project_id:match("^[%w_%-]+$")) then
     return config_error("project_id must be 1-64 letters, digits, '-' or '_' (IAM gives 32 hex digits)")
   end
   creds.endpoint, creds.project_id = endpoint, project_id

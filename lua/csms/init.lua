@@ -4,6 +4,7 @@ local core = require "csms.core"
 local cjson = require "cjson.safe"
 local config = require "csms.config"
 local errors = require "csms.errors"
+local metadata = require "csms.metadata"
 local transport = require "csms.transport"
 
 local M = {
@@ -46,6 +47,9 @@ local function check_options(opts)
     if k == "transport" then
       check(type(v) == "function" or type(v) == "table",
         "transport must be a function or a transport table, got %s", type(v))
+    elseif k == "metadata" then
+      check(type(v) == "boolean" or type(v) == "string",
+        "metadata must be a boolean or a URL, got %s", type(v))
     else
       check(OPTION_TYPES[k] ~= nil, "unknown option '%s'", tostring(k))
       check_type(v, OPTION_TYPES[k], k)
@@ -166,19 +170,10 @@ end
 -- Seconds since the epoch of an HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT"), or nil.
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
                  Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-local function days_from_civil(y, m, d)
-  y = m <= 2 and y - 1 or y
-  local era = math.floor(y / 400)
-  local yoe = y - era * 400
-  local doy = math.floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
-  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
 local function http_date(v)
   local d, mon, y, hh, mm, ss = (v or ""):match("(%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
   if not (d and MONTHS[mon]) then return nil end
-  return days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400
-    + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
+  return config.epoch(tonumber(y), MONTHS[mon], tonumber(d), tonumber(hh), tonumber(mm), tonumber(ss))
 end
 
 -- Seconds from a Retry-After value: delta-seconds or an HTTP date.
@@ -200,6 +195,33 @@ local function server_clock_offset(res, error_msg)
   if t then return math.floor(t - os.time() + 0.5) end
 end
 
+-- The transport a client uses unless given one: libcurl, or inside nginx cosockets (never a
+-- blocking call on a serving worker: csms.cosocket).
+local function default_transport(opts)
+  if ngx and type(ngx.get_phase) == "function" then
+    if opts.cafile or opts.proxy then
+      return nil, errors.new("config", "cafile and proxy are not available inside nginx: set "
+        .. "lua_ssl_trusted_certificate, and reach the endpoint directly")
+    end
+    return require("csms.cosocket").auto(opts, transport.curl)
+  end
+  return transport.curl(opts)
+end
+
+-- Temporary credentials from the ECS metadata service, now and again before they expire.
+local function load_metadata_credentials(self, p)
+  local creds, err = metadata.fetch(p.metadata_transport, p.metadata, self.project_id == nil)
+  if not creds then return nil, err end
+  local signer
+  signer, err = core.signer(creds.ak, creds.sk, creds.security_token)
+  if not signer then return nil, errors.new("config", "ECS metadata: " .. err) end
+  if p.signer then core.wipe(p.signer) end
+  p.signer, p.expires_at = signer, creds.expires_at
+  p.secrets = { creds.security_token }
+  self.project_id = self.project_id or creds.project_id
+  return true
+end
+
 function M.new(opts)
   opts = check_options(opts)
   local s, err = config.resolve(opts)
@@ -208,7 +230,7 @@ function M.new(opts)
     endpoint = s.endpoint,
     project_id = s.project_id,
     region = opts.region,
-    auth = s.auth_token and "token" or "aksk",
+    auth = s.auth_token and "token" or s.metadata and "ecs-metadata" or "aksk",
     retries = opts.retries or 3,
     backoff_base = opts.backoff_base or 0.2,
     backoff_max = opts.backoff_max or 10,
@@ -216,28 +238,29 @@ function M.new(opts)
     clock_skew = 0, -- seconds added to the local clock when signing
   }, Client)
   self.host = self.endpoint:match("^https?://([^/]+)")
+  if type(opts.transport) == "function" then
+    self.transport = transport.from_function(opts.transport)
+  else
+    self.transport = opts.transport
+    if not self.transport then
+      self.transport, err = default_transport(opts)
+      if not self.transport then return nil, err end
+    end
+  end
   -- Tokens travel in headers, so a server may echo them: errors redact them. The SK never
   -- leaves the C signer (a server cannot echo it) and is not kept here.
   local p = { secrets = { s.security_token, s.auth_token } }
   if s.auth_token then
     p.auth_token = s.auth_token
+  elseif s.metadata then
+    p.metadata = s.metadata
+    p.metadata_transport = default_transport(metadata.TIMEOUTS)
+    local ok
+    ok, err = load_metadata_credentials(self, p)
+    if not ok then return nil, err end
   else
     p.signer, err = core.signer(s.ak, s.sk, s.security_token)
     if not p.signer then return nil, errors.new("config", err) end
-  end
-  if type(opts.transport) == "function" then
-    self.transport = transport.from_function(opts.transport)
-  elseif opts.transport then
-    self.transport = opts.transport
-  elseif ngx and type(ngx.get_phase) == "function" then
-    -- Inside nginx: cosockets, never a blocking call on a serving worker (csms.cosocket).
-    if opts.cafile or opts.proxy then
-      return nil, errors.new("config", "cafile and proxy are not available inside nginx: set "
-        .. "lua_ssl_trusted_certificate, and reach the endpoint directly")
-    end
-    self.transport = require("csms.cosocket").auto(opts, transport.curl)
-  else
-    self.transport = transport.curl(opts)
   end
   private[self] = p
   return self
@@ -251,6 +274,7 @@ function Client:close()
   local p = private[self]
   if not p then return end
   if p.signer then core.wipe(p.signer) end
+  if p.metadata_transport then p.metadata_transport:close() end
   private[self] = nil
   self.transport:close()
 end
@@ -271,9 +295,14 @@ function Client:prepare(method, path, body)
     headers["X-Auth-Token"] = p.auth_token
     return { method = method, url = url, headers = headers, body = body }
   end
+  if p.expires_at and os.time() + metadata.REFRESH_MARGIN >= p.expires_at then
+    local ok, err = load_metadata_credentials(self, p)
+    -- Credentials that are still valid serve until the service answers again.
+    if not ok and os.time() >= p.expires_at then return nil, err end
+  end
   headers["X-Project-Id"] = self.project_id
   local signed, err = core.sign(p.signer, method, url, headers, body, os.time() + self.clock_skew)
-  if not signed then return nil, err end
+  if not signed then return nil, errors.new("invalid_argument", err) end
   return { method = method, url = url, headers = signed, body = body }
 end
 
@@ -324,7 +353,8 @@ function Operation:request()
   self.attempt = self.attempt + 1
   local req, err = self.client:prepare(self.method, self.path, self.body)
   if not req then
-    return nil, errors.new("invalid_argument", err, { op = self.op, attempts = self.attempt })
+    err.op, err.attempts = self.op, self.attempt
+    return nil, err
   end
   req.once = self.once
   return req

@@ -42,7 +42,7 @@ local function default_config()
     fault_rate = settings.fault_rate or 0,
     faults = settings.faults or faults.DEFAULT_KINDS, fault_ops = nil,
     retry_after = 1, throttle_rps = settings.throttle_rps or 0, lockout = true,
-    clock_skew_s = 0,
+    clock_skew_s = 0, metadata_ttl_s = 3600,
   }
 end
 
@@ -51,7 +51,7 @@ local function reset_stats()
   for _, op in ipairs(M.OPS) do requests[op] = 0 end
   requests.unknown = 0
   stats = { requests = requests, total = 0, auth_failures = 0, faults = 0, throttled = 0,
-            admin = 0 }
+            admin = 0, metadata = 0 }
 end
 
 --- The emulator's clock (seconds, with ms), shifted by clock_skew_s.
@@ -564,7 +564,7 @@ end
 local CONFIG_TYPES = {
   latency_ms = "number", latency_jitter_ms = "number", fault_rate = "number", faults = "table",
   fault_ops = "table", retry_after = "number", throttle_rps = "number", lockout = "boolean",
-  clock_skew_s = "number",
+  clock_skew_s = "number", metadata_ttl_s = "number",
 }
 
 local function apply_config(doc)
@@ -686,6 +686,47 @@ local function admin(ctx)
   return admin_error(404, "no such admin route: " .. method .. " " .. ctx.raw_path)
 end
 
+-- ECS metadata stand-in ---------------------------------------------------------------------
+-- What a cloud server's metadata service answers, for the client's credential provider: a
+-- session token (PUT), then temporary credentials that expire after metadata_ttl_s, and the
+-- instance's project id. The temporary AK/SK are the emulator's own.
+
+local metadata_sessions = {} -- session token -> expiry (seconds)
+
+local function iso_time(t)
+  return os.date("!%Y-%m-%dT%H:%M:%S", floor(t)) .. ".000000Z"
+end
+
+local function metadata(ctx)
+  stats.metadata = stats.metadata + 1
+  if ctx.method == "PUT" and ctx.raw_path == "/meta-data/latest/api/token" then
+    local ttl = tonumber(ngx.var.http_x_metadata_token_ttl_seconds)
+    if not ttl or ttl < 1 or ttl > 21600 then
+      return send(400, "html", "<html><title>400 Bad Request</title></html>")
+    end
+    local token = crypto.hex(crypto.random(16))
+    metadata_sessions[token] = now() + ttl
+    ngx.header["Content-Type"] = "text/plain"
+    ngx.print(token)
+    return ngx.exit(ngx.HTTP_OK)
+  end
+  local token = ngx.var.http_x_metadata_token
+  if ctx.method ~= "GET" or not token or (metadata_sessions[token] or 0) < now() then
+    return send(401, "html", "<html><title>401 Unauthorized</title></html>")
+  end
+  if ctx.raw_path == "/openstack/latest/securitykey" then
+    return send(200, "json", { credential = {
+      access = settings.ak, secret = settings.sk,
+      securitytoken = "emulator-security-token-" .. crypto.hex(crypto.random(12)),
+      expires_at = iso_time(now() + config.metadata_ttl_s),
+    } })
+  elseif ctx.raw_path == "/openstack/latest/meta_data.json" then
+    return send(200, "json", { uuid = "00000000-0000-4000-8000-000000000001",
+      name = "csms-emulator", project_id = settings.project_id })
+  end
+  return send(404, "html", "<html><title>404 Not Found</title></html>")
+end
+
 -- Entry points ------------------------------------------------------------------------------
 
 function M.handle()
@@ -704,6 +745,9 @@ function M.handle()
   end
   if ctx.raw_path == "/__emulator" or ctx.raw_path:sub(1, 12) == "/__emulator/" then
     return admin(ctx)
+  end
+  if ctx.raw_path:find("^/meta%-data/") or ctx.raw_path:find("^/openstack/") then
+    return metadata(ctx)
   end
   return api(ctx)
 end

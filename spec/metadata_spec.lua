@@ -1,0 +1,98 @@
+-- Credentials from the ECS metadata service: when it is asked at all (never off-cloud unless
+-- told), and the provider end to end against the emulator's stand-in of the service.
+local config = require "csms.config"
+local core = require "csms.core"
+local csms = require "csms"
+local emulator = require "spec.support.emulator"
+
+local function env(t) return function(k) return t[k] end end
+local function dmi(t) return function(path) return t[path:match("[^/]+$")] end end
+
+describe("config.metadata_endpoint", function()
+  local DEFAULT = "http://169.254.169.254"
+
+  it("follows the option first", function()
+    assert.is_nil(config.metadata_endpoint(false, env { HUAWEICLOUD_SDK_ECS_METADATA = "on" }))
+    assert.equal(DEFAULT, config.metadata_endpoint(true, env {}))
+    assert.equal("http://127.0.0.1:9", config.metadata_endpoint("http://127.0.0.1:9/", env {}))
+  end)
+
+  it("then HUAWEICLOUD_SDK_ECS_METADATA", function()
+    local openstack = dmi { sys_vendor = "OpenStack Foundation" }
+    assert.equal(DEFAULT, config.metadata_endpoint(nil, env { HUAWEICLOUD_SDK_ECS_METADATA = "on" }, dmi {}))
+    assert.equal(DEFAULT, config.metadata_endpoint(nil, env { HUAWEICLOUD_SDK_ECS_METADATA = "1" }, dmi {}))
+    assert.is_nil(config.metadata_endpoint(nil, env { HUAWEICLOUD_SDK_ECS_METADATA = "off" }, openstack))
+  end)
+
+  it("else asks only on a machine whose DMI says it is a cloud server", function()
+    assert.equal(DEFAULT, config.metadata_endpoint(nil, env {}, dmi { product_name = "OpenStack Nova" }))
+    assert.equal(DEFAULT, config.metadata_endpoint(nil, env {}, dmi { sys_vendor = "HUAWEICLOUD" }))
+    assert.is_nil(config.metadata_endpoint(nil, env {}, dmi { sys_vendor = "QEMU", product_name = "Standard PC" }))
+    assert.is_nil(config.metadata_endpoint(nil, env {}, dmi {}))
+  end)
+
+  it("comes after the environment and the profile", function()
+    local s = assert(config.resolve({ metadata = true, region = "cn-north-4", project_id = "p" },
+      env { HUAWEICLOUD_SDK_AK = "a", HUAWEICLOUD_SDK_SK = "s" }))
+    assert.equal("a", s.ak)
+    assert.is_nil(s.metadata)
+    s = assert(config.resolve({ metadata = "http://127.0.0.1:9", region = "cn-north-4" }, env {}))
+    assert.equal("http://127.0.0.1:9", s.metadata)
+    assert.is_nil(s.project_id) -- the server's own, fetched with the credentials
+  end)
+end)
+
+describe("the ECS metadata provider", function()
+  local e
+  setup(function() e = emulator.start {} end)
+  teardown(function() if e then e:stop() end end)
+  before_each(function() e:reset() end)
+
+  it("signs with the server's temporary credentials and its project id", function()
+    e:create_secret("s", { "x" })
+    local c = assert(csms.new { metadata = e.endpoint, endpoint = e.endpoint })
+    assert.equal(e.project_id, c.project_id)
+    assert.equal("csms.client(" .. e.endpoint .. ", project " .. e.project_id .. ", ecs-metadata auth)",
+      tostring(c))
+    assert.equal(3, e:stats().metadata) -- session token, security key, meta_data.json
+    local sent
+    local real = c.transport.request
+    c.transport.request = function(t, req)
+      sent = req
+      return real(t, req)
+    end
+    assert(c:backup("s"))
+    assert.matches("^emulator%-security%-token%-%x+$", sent.headers["X-Security-Token"])
+    assert.matches("SignedHeaders=[^,]*x%-security%-token", sent.headers.Authorization)
+    assert.equal(3, e:stats().metadata, "nothing is fetched again while the credentials are fresh")
+    c:close()
+  end)
+
+  it("fetches new credentials before the old ones expire", function()
+    e:create_secret("s", { "x" })
+    e:config { metadata_ttl_s = 602 } -- expires 2 s after the 10-minute refresh margin begins
+    local c = assert(csms.new { metadata = e.endpoint, endpoint = e.endpoint, project_id = e.project_id })
+    assert.equal(2, e:stats().metadata) -- the project id was given
+    assert(c:backup("s"))
+    assert.equal(2, e:stats().metadata)
+    core.sleep(2.2)
+    assert(c:backup("s"))
+    assert.equal(4, e:stats().metadata)
+  end)
+
+  it("fails clearly and quickly when no metadata service answers", function()
+    local t0 = core.monotonic()
+    local c, err = csms.new { metadata = "http://127.0.0.1:" .. emulator.free_port(), endpoint = e.endpoint }
+    assert.is_nil(c)
+    assert.equal("config", err.kind)
+    assert.matches("^csms: config: ECS metadata at http://127%.0%.0%.1:%d+: no session token", tostring(err))
+    assert.is_true(core.monotonic() - t0 < 1.5)
+  end)
+
+  it("refuses an answer without credentials", function()
+    local c, err = csms.new { metadata = e.endpoint .. "/__emulator", endpoint = e.endpoint }
+    assert.is_nil(c)
+    assert.equal("config", err.kind)
+    assert.matches("ECS metadata", err.message)
+  end)
+end)
