@@ -13,7 +13,6 @@ local M = {
 }
 M.USER_AGENT = "lua-csms/" .. M._VERSION
 
-local BLOB_MAX = 5242880
 local CONTENT_TYPE = "application/json;charset=UTF-8"
 local RETRY_STATUS = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
 -- Statuses after which the service may have carried out a (non-idempotent) restore.
@@ -73,9 +72,9 @@ local function name_problem(name)
   end
 end
 
--- The documented shape: prefix, domain, then a compact JWE whose header names alg and enc.
+-- The documented shape (at most 5,242,880 characters): prefix, domain, then a compact JWE
+-- whose header names alg and enc. The C side checks all but the header's JSON.
 local function blob_problem(blob)
-  if #blob > BLOB_MAX then return "secret_blob is longer than 5,242,880 characters" end
   local header, err = core.blob_header(blob)
   if not header then return err end
   local h = cjson.decode(header)
@@ -85,14 +84,14 @@ local function blob_problem(blob)
   end
 end
 
-M.validate_name = function(name)
+function M.validate_name(name)
   check_type(name, "string", "secret name")
   local p = name_problem(name)
   if p then return invalid(nil, p) end
   return true
 end
 
-M.validate_blob = function(blob)
+function M.validate_blob(blob)
   check_type(blob, "string", "secret_blob")
   local p = blob_problem(blob)
   if p then return invalid(nil, p) end
@@ -153,7 +152,8 @@ end
 
 local Client = {}
 Client.__index = Client
-local private = setmetatable({}, { __mode = "k" }) -- client -> { signer, auth_token, secrets }
+-- client -> { signer | auth_token, secrets (to redact), metadata, metadata_transport, expires_at }
+local private = setmetatable({}, { __mode = "k" })
 
 -- Converts cjson's nulls to nil and whole floats to integers (times are milliseconds).
 local function tidy(v)
