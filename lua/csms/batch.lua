@@ -291,7 +291,13 @@ function M.backup(client, opts)
   local ok, err = core.mkdir(dir, 448) -- 0700
   if not ok then return nil, errors.new("io", err, { op = "backup" }) end
 
-  local prev = M.read_manifest(dir)
+  local prev, perr = M.read_manifest(dir)
+  -- An unreadable manifest is never overwritten: it is the record of every earlier item.
+  if not prev and perr.kind == "corrupt" then
+    perr.message = perr.message .. "; move it away to start a new set in this directory"
+    perr.op = "backup"
+    return nil, perr
+  end
   if prev and prev.project_id and prev.project_id ~= client.project_id then
     return nil, errors.new("config", dir .. " holds a backup of project " .. prev.project_id
       .. ", not " .. client.project_id, { op = "backup" })
