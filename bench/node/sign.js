@@ -12,11 +12,10 @@
 // call formats the current date (moment) like the SDK; one discarded warm-up run, then the median.
 'use strict';
 const fs = require('fs');
-const path = require('path');
 
-const SDK = path.join(__dirname, '..', '..', 'spec', 'support', 'node', 'node_modules',
-  '@huaweicloud', 'huaweicloud-sdk-core');
-const { AKSKSigner } = require(path.join(SDK, 'auth', 'AKSKSigner'));
+// Installed by bench/run: npm install --prefix bench/node (bench/node/package.json).
+const SDK = '@huaweicloud/huaweicloud-sdk-core';
+const { AKSKSigner } = require(`${SDK}/auth/AKSKSigner`);
 
 const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const credential = { getAk: () => spec.ak, getSk: () => spec.sk };
