@@ -141,10 +141,10 @@ end
 function M.canonical_request(req, opts)
   check_request(req)
   local signer = core.signer("AK", "SK")
-  local _, canonical = core.sign(signer, req.method, req.url, req.headers or {}, req.body, nil,
+  local headers, canonical = core.sign(signer, req.method, req.url, req.headers or {}, req.body, nil,
     true, unsigned_set(opts))
   core.wipe(signer)
-  if not canonical then return invalid("sign", _) end
+  if not headers then return invalid("sign", canonical) end -- canonical holds the message
   return canonical
 end
 
@@ -249,7 +249,7 @@ function M.new(opts)
   end
   -- Tokens travel in headers, so a server may echo them: errors redact them. The SK never
   -- leaves the C signer (a server cannot echo it) and is not kept here.
-  local p = { secrets = { s.security_token, s.auth_token } }
+  local p = { secrets = { s.security_token or s.auth_token } } -- at most one of the two
   if s.auth_token then
     p.auth_token = s.auth_token
   elseif s.metadata then
@@ -522,7 +522,11 @@ function Client:request(method, path, body)
   check(body == nil or type(body) == "string" or type(body) == "table",
     "body must be a string, a table or nil, got %s", type(body))
   if not path:find("^/") then return invalid("request", "path must start with '/'") end
-  if type(body) == "table" then body = cjson.encode(body) end
+  if type(body) == "table" then
+    local encoded, err = cjson.encode(body)
+    if not encoded then return invalid("request", "body cannot be sent as JSON: " .. err) end
+    body = encoded
+  end
   local op = self:operation(method:lower(), method, path, body, as_is)
   local doc, err = self:run(op)
   if doc == nil then return nil, err end
