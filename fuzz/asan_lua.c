@@ -1,5 +1,5 @@
-/* A minimal lua5.4 interpreter for .ci/sanitize: `asan_lua SCRIPT [ARGS...]` runs SCRIPT with
- * the standard libraries and the usual `arg` table. Built with -fsanitize=address,undefined,
+/* A minimal lua5.4 interpreter for .ci/sanitize: `asan_lua [-e CHUNK]... [SCRIPT [ARGS...]]`
+ * runs the chunks, then SCRIPT with the standard libraries and the usual `arg` table. Built with -fsanitize=address,undefined,
  * it carries the ASan runtime itself, so csms/core.so (built with CSMS_SANITIZE) loads into an
  * ASan process without LD_PRELOAD -- which every subprocess the specs start (nginx, node,
  * openssl, lua5.4 helpers) would inherit. */
@@ -7,6 +7,7 @@
 #include <lua.h>
 #include <lualib.h>
 #include <stdio.h>
+#include <string.h>
 
 static int traceback(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
@@ -14,29 +15,55 @@ static int traceback(lua_State *L) {
   return 1;
 }
 
+static int run(lua_State *L, int nargs) { /* the chunk is below its nargs arguments */
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, traceback);
+  lua_insert(L, base);
+  int rc = lua_pcall(L, nargs, 0, base);
+  if (rc != LUA_OK) fprintf(stderr, "%s\n", lua_tostring(L, -1));
+  lua_settop(L, base - 1);
+  return rc;
+}
+
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: %s script [args...]\n", argv[0]);
-    return 2;
-  }
   lua_State *L = luaL_newstate();
   if (!L) return 1;
   luaL_openlibs(L);
-  lua_createtable(L, argc, 1);
-  for (int i = 0; i < argc; i++) {
-    lua_pushstring(L, argv[i]);
-    lua_rawseti(L, -2, i - 1); /* arg[-1] = interpreter, arg[0] = script */
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    if (strcmp(argv[i], "-e") == 0 && i + 1 < argc) {
+      if (luaL_loadstring(L, argv[++i]) != LUA_OK || run(L, 0) != LUA_OK) {
+        if (lua_gettop(L)) fprintf(stderr, "%s\n", lua_tostring(L, -1));
+        lua_close(L);
+        return 1;
+      }
+    } else if (strcmp(argv[i], "--") == 0) {
+      i++;
+      break;
+    } else {
+      fprintf(stderr, "asan_lua: unsupported option %s\n", argv[i]);
+      lua_close(L);
+      return 2;
+    }
+  }
+  if (i >= argc) {
+    lua_close(L);
+    return 0;
+  }
+  int script = i;
+  lua_createtable(L, argc, script);
+  for (int j = 0; j < argc; j++) {
+    lua_pushstring(L, argv[j]);
+    lua_rawseti(L, -2, j - script); /* arg[0] = script, negative indices before it */
   }
   lua_setglobal(L, "arg");
-  lua_pushcfunction(L, traceback);
-  if (luaL_loadfile(L, argv[1]) != LUA_OK) {
+  if (luaL_loadfile(L, argv[script]) != LUA_OK) {
     fprintf(stderr, "%s\n", lua_tostring(L, -1));
     lua_close(L);
     return 1;
   }
-  for (int i = 2; i < argc; i++) lua_pushstring(L, argv[i]);
-  int rc = lua_pcall(L, argc - 2, 0, 1);
-  if (rc != LUA_OK) fprintf(stderr, "%s\n", lua_tostring(L, -1));
+  for (int j = script + 1; j < argc; j++) lua_pushstring(L, argv[j]);
+  int rc = run(L, argc - script - 1);
   lua_close(L);
   return rc == LUA_OK ? 0 : 1;
 }
