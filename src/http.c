@@ -214,9 +214,10 @@ static int http_submit(lua_State *L) {
 /* Pushes {name = value} from the raw header lines; repeated names are joined with ", ". */
 static void push_headers(lua_State *L, const buf_t *raw) {
   lua_newtable(L);
+  if (!raw->p) return; /* no header line at all */
   const char *p = raw->p, *end = raw->p + raw->n;
   buf_t name = BUF_INIT;
-  while (p && p < end) {
+  while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *line_end = nl ? nl : end;
     const char *colon = memchr(p, ':', (size_t)(line_end - p));

@@ -22,6 +22,7 @@ static int is_unreserved(unsigned char c) {
 }
 
 int csms_uri_encode(buf_t *out, const char *s, size_t n) {
+  if (n == 0) return 0; /* out->p may still be NULL: no pointer arithmetic on it */
   if (buf_reserve(out, n * 3)) return -1;
   char *w = out->p + out->n;
   for (size_t i = 0; i < n; i++) {
