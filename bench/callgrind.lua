@@ -10,9 +10,11 @@
 -- once (interpreter start, require, OpenSSL and libcurl set-up, the first connection) cancels out.
 -- One call of each kind is made before the N, so lazy set-up is not in the difference either.
 --
---   lua5.4 bench/callgrind.lua --diff OUT_N OUT_2N N [TOP]
+--   lua5.4 bench/callgrind.lua --diff OUT_N OUT_2N N [TOP [BASE_N BASE_2N]]
 -- prints the instructions per call, "per_call=<n>", then the TOP (default 12) functions by
 -- marginal self cost per call, (self(2N) - self(N)) / N, from callgrind_annotate of both files.
+-- With BASE_N and BASE_2N (another workload, same N) it prints what this one costs more than
+-- that one, per call and per function.
 local JIT = rawget(_G, "jit")
 package.path = "./lua/?.lua;./lua/?/init.lua;./?.lua;" .. package.path
 package.cpath = "./build/" .. (JIT and "luajit" or "lua54") .. "/?.so;" .. package.cpath
@@ -44,9 +46,19 @@ if arg[1] == "--diff" then
     p:close()
     return t
   end
-  print(("per_call=%.0f"):format((totals(b) - totals(a)) / n))
-  local ca, cb, rows = self_costs(a), self_costs(b), {}
-  for k, v in pairs(cb) do rows[#rows + 1] = { k, (v - (ca[k] or 0)) / n } end
+  local base_a, base_b = arg[6], arg[7]
+  local per = (totals(b) - totals(a)) / n
+  if base_a then per = per - (totals(base_b) - totals(base_a)) / n end
+  print(("per_call=%.0f"):format(per))
+  local marginal = {}
+  for k, v in pairs(self_costs(b)) do marginal[k] = v / n end
+  for k, v in pairs(self_costs(a)) do marginal[k] = (marginal[k] or 0) - v / n end
+  if base_a then
+    for k, v in pairs(self_costs(base_b)) do marginal[k] = (marginal[k] or 0) - v / n end
+    for k, v in pairs(self_costs(base_a)) do marginal[k] = (marginal[k] or 0) + v / n end
+  end
+  local rows = {}
+  for k, v in pairs(marginal) do rows[#rows + 1] = { k, v } end
   table.sort(rows, function(x, y) return x[2] > y[2] end)
   for i = 1, math.min(top, #rows) do print(("fn %.0f %s"):format(rows[i][2], rows[i][1])) end
   os.exit(0)

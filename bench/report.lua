@@ -10,12 +10,20 @@ for line in io.lines(raw_path) do
   if w[1] == "machine" then
     machine[w[2]] = line:match("^machine %S+ (.*)$")
   elseif w[1] == "sign" then
-    -- sign <impl> <way> <request> <rate> [canonical bytes] [body bytes]
-    sign[w[2] .. "/" .. w[3] .. "/" .. w[4]] = { rate = tonumber(w[5]), creq = tonumber(w[6]),
-      body = tonumber(w[7]) }
+    -- sign <impl> <way> <request> <rate> [canonical bytes] [body bytes]; one line per round
+    local k = w[2] .. "/" .. w[3] .. "/" .. w[4]
+    sign[k] = sign[k] or { rates = {} }
+    local x = sign[k]
+    x.rates[#x.rates + 1] = tonumber(w[5])
+    x.creq, x.body = tonumber(w[6]), tonumber(w[7])
   elseif w[1] == "roundtrip" then
-    rt[w[2]] = { rate = tonumber(w[3]), conns = tonumber(w[4]), emu_us = tonumber(w[5]),
-      requests = tonumber(w[6]), client_us = tonumber(w[7]) }
+    -- roundtrip <part> <rate> <new connections> <emulator us> <requests> <client us>; per round
+    rt[w[2]] = rt[w[2]] or { rate = {}, conns = {}, emu_us = {}, client_us = {} }
+    local x = rt[w[2]]
+    x.rate[#x.rate + 1] = tonumber(w[3])
+    x.conns[#x.conns + 1] = tonumber(w[4])
+    x.emu_us[#x.emu_us + 1] = tonumber(w[5])
+    x.client_us[#x.client_us + 1] = tonumber(w[7])
   elseif w[1] == "cg" then
     local c = cg[w[2]] or { n = tonumber(w[3]), fns = {} }
     cg[w[2]] = c
@@ -29,6 +37,25 @@ for line in io.lines(raw_path) do
   elseif w[1] == "elapsed" then
     elapsed = tonumber(w[3])
   end
+end
+
+local function median(t)
+  if not t or #t == 0 then return nil end
+  local c = {}
+  for i, v in ipairs(t) do c[i] = v end
+  table.sort(c)
+  local n = #c
+  return n % 2 == 1 and c[(n + 1) / 2] or (c[n / 2] + c[n / 2 + 1]) / 2
+end
+local rounds = 0
+for _, x in pairs(sign) do
+  x.n = #x.rates
+  rounds = math.max(rounds, x.n)
+  x.rate = median(x.rates)
+end
+for _, x in pairs(rt) do
+  x.n = #x.rate
+  for _, f in ipairs { "rate", "conns", "emu_us", "client_us" } do x[f] = median(x[f]) end
 end
 
 local out = {}
@@ -111,8 +138,14 @@ do
       lo = math.min(lo or r, r)
     end
   end
-  emit(("| round trips: `client:backup` at least 3x the official SDK's HcClient | %s | %s |")
-    :format(table.concat(parts, ", "), lo and (lo >= 3 and "met" or "missed") or "-"))
+  local cpu = {}
+  for _, k in ipairs { "ours", "ours-luajit" } do
+    local r = ratio(rt.node and rt.node.client_us, rt[k] and rt[k].client_us)
+    if r then cpu[#cpu + 1] = ("%s %s"):format(k == "ours" and "Lua 5.4" or "LuaJIT", rx(r)) end
+  end
+  emit(("| round trips: `client:backup` at least 3x the official SDK's HcClient | requests/s: %s "
+    .. "(client CPU per request, official SDK / ours: %s) | %s |")
+    :format(table.concat(parts, ", "), table.concat(cpu, ", "), lo and (lo >= 3 and "met" or "missed") or "-"))
 end
 emit()
 emit(("Same requests, same signature: %s (both signers, given the same X-Sdk-Date, produce the "
@@ -120,7 +153,8 @@ emit(("Same requests, same signature: %s (both signers, given the same X-Sdk-Dat
 emit()
 
 -- ---------------------------------------------------------------- signing
-emit("## Signing (signatures/s, median of the timed runs after a warm-up run)")
+emit(("## Signing (signatures/s, median of %d rounds; in each round every signer is timed once after "
+  .. "its own warm-up run)"):format(rounds))
 emit()
 local up, down = s("lua54", "kept", "upload"), s("lua54", "kept", "download")
 emit(("- **upload**: UploadSecretBlob, `POST /v1/{project}/secrets/restore`, body "
@@ -146,7 +180,8 @@ end
 emit()
 
 -- ---------------------------------------------------------------- round trips
-emit("## Round trips (DownloadSecretBlob against the emulator, latency 0, one request at a time)")
+emit(("## Round trips (DownloadSecretBlob against the emulator, latency 0, one request at a time; "
+  .. "median of %d rounds, each a fresh emulator and a warm-up)"):format(rt.ours and rt.ours.n or 0))
 emit()
 emit("| client | requests/s | vs official SDK | new connections | client CPU per request | emulator CPU per request |")
 emit("|---|---:|---:|---:|---:|---:|")
@@ -167,9 +202,9 @@ for _, r in ipairs(RT) do
   end
 end
 emit()
-emit("New connections are counted over the timed runs: the emulator's nginx closes a kept-alive "
+emit("New connections are counted over one timed run: the emulator's nginx closes a kept-alive "
   .. "connection after 1,000 requests (its `keepalive_requests` default), so a client opens one "
-  .. "per 1,000. CPU per request: the client's own (/proc/self/stat, Node's process.cpuUsage) and "
+  .. "per 1,000. The curl rows are the median of their own runs, after the rounds. CPU per request: the client's own (/proc/self/stat, Node's process.cpuUsage) and "
   .. "the emulator's nginx worker's (/proc), over the timed runs (for Node the emulator's includes "
   .. "the 200 warm-up requests). One request at a time, a round trip costs about the client's "
   .. "CPU plus the emulator's plus two loopback wake-ups.")
@@ -199,11 +234,14 @@ for _, c in ipairs(CG) do
   end
 end
 emit()
-for _, c in ipairs { { "kept", "`core.sign` with a kept signer" }, { "backup", "`client:backup`" } } do
+for _, c in ipairs { { "kept", "`core.sign` with a kept signer" },
+                     { "oneshot-extra", "`csms.sign` (one-shot) on top of a kept signer's cost" },
+                     { "backup", "`client:backup`" } } do
   local x = cg[c[1]]
   if x and #x.fns > 0 then
-    emit(("Where %s spends its instructions (self cost per call, top %d; `0x...` in libcrypto is "
-      .. "the SHA-256 block function, unnamed addresses in lua5.4 are the interpreter):"):format(c[2], #x.fns))
+    emit(("Where %s spends its instructions (%s per call; self cost per call, top %d; `0x...` in "
+      .. "libcrypto is the SHA-256 block function, unnamed addresses in lua5.4 are the "
+      .. "interpreter):"):format(c[2], num(x.per_call), #x.fns))
     emit()
     emit("| instructions | function (object) |")
     emit("|---:|---|")

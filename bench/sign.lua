@@ -3,6 +3,7 @@
 --   lua5.4 bench/sign.lua [--iters N] [--runs R]      (from the repository root; luajit works too)
 --   lua5.4 bench/sign.lua --spec                      the requests, as JSON (for bench/node/sign.js)
 --   lua5.4 bench/sign.lua --check DATE                each request's Authorization at X-Sdk-Date DATE
+--   lua5.4 bench/sign.lua --sizes                     "<request> <canonical request bytes> <body bytes>"
 --
 -- Two requests, with the headers client:prepare sends:
 --   upload:   POST /v1/{project}/secrets/restore {"secret_blob":"<1,306-character blob>"}
@@ -78,9 +79,10 @@ do
     if a == "--iters" then iters = tonumber(arg[i + 1]); i = i + 1
     elseif a == "--runs" then runs = tonumber(arg[i + 1]); i = i + 1
     elseif a == "--spec" then mode = "spec"
+    elseif a == "--sizes" then mode = "sizes"
     elseif a == "--check" then mode, date = "check", arg[i + 1]; i = i + 1
     else
-      io.stderr:write("usage: lua5.4 bench/sign.lua [--iters N] [--runs R] | --spec | --check DATE\n")
+      io.stderr:write("usage: lua5.4 bench/sign.lua [--iters N] [--runs R] | --spec | --sizes | --check DATE\n")
       os.exit(2)
     end
     i = i + 1
@@ -113,6 +115,18 @@ if mode == "check" then
   os.exit(0)
 end
 
+-- The canonical request at a fixed X-Sdk-Date (as long as any).
+local function canonical_of(r)
+  local h = headers()
+  h["X-Sdk-Date"] = "20261123T120000Z"
+  return assert(csms.canonical_request({ method = r.method, url = r.url, headers = h, body = r.body }))
+end
+
+if mode == "sizes" then
+  for _, r in ipairs(REQUESTS) do print(r.name, #canonical_of(r), #(r.body or "")) end
+  os.exit(0)
+end
+
 -- ---------------------------------------------------------------- timing
 
 local function median(t)
@@ -141,9 +155,7 @@ local client = assert(csms.new { endpoint = ENDPOINT, ak = AK, sk = SK, project_
 
 for _, r in ipairs(REQUESTS) do
   local req = { method = r.method, url = r.url, headers = headers(), body = r.body }
-  local canonical = assert(csms.canonical_request(
-    { method = r.method, url = r.url, headers = (function()
-      local h = headers(); h["X-Sdk-Date"] = "20261123T120000Z"; return h end)(), body = r.body }))
+  local canonical = canonical_of(r)
   local method, url, hdrs, body, path = r.method, r.url, req.headers, r.body, r.path
   local ways = {
     { "oneshot", function(n)
