@@ -34,6 +34,8 @@ for line in io.lines(raw_path) do
     end
   elseif w[1] == "check" then
     checks[w[2]] = w[3]
+  elseif w[1] == "skipped" then
+    checks["skipped_" .. w[2]] = line:match("^skipped %S+ (.*)$")
   elseif w[1] == "elapsed" then
     elapsed = tonumber(w[3])
   end
@@ -213,6 +215,7 @@ emit()
 -- ---------------------------------------------------------------- callgrind
 emit("## Cost per call (instructions, valgrind --tool=callgrind, Lua 5.4)")
 emit()
+if checks.skipped_callgrind then emit("Skipped: " .. checks.skipped_callgrind .. ".") emit() end
 emit("(I(2N) - I(N)) / N: start-up, loading and the first connection cancel out. Repeatable on a "
   .. "noisy machine; valgrind's CPU model may not use the SHA extensions, so the hashing counts "
   .. "are those of OpenSSL's portable path.")
