@@ -52,6 +52,11 @@ function M.metadata_endpoint(opt, getenv, read)
   end
 end
 
+-- A caller's value inside a message: control characters shown, never written.
+local function shown(v)
+  return "'" .. tostring(v):gsub("%c", function(c) return ("\\x%02X"):format(c:byte()) end) .. "'"
+end
+
 local function config_error(msg)
   return nil, errors.new("config", msg)
 end
@@ -120,7 +125,7 @@ local function resolve_endpoint(opts, getenv)
   if opts.endpoint then
     local ep = opts.endpoint:gsub("/+$", "")
     if not ep:match("^https?://[%w%.%-%[%]:]+$") then
-      return config_error("endpoint must be http(s)://host[:port] with no path, got '" .. opts.endpoint .. "'")
+      return config_error("endpoint must be http(s)://host[:port] with no path, got " .. shown(opts.endpoint))
     end
     return ep
   end
@@ -131,7 +136,7 @@ local function resolve_endpoint(opts, getenv)
   local override = nonempty(getenv("HUAWEICLOUD_SDK_REGION_CSMS_" .. region:upper():gsub("-", "_")))
   if override then return resolve_endpoint({ endpoint = override }, getenv) end
   if not M.regions[region] then
-    return config_error("unknown region '" .. region .. "': pass endpoint= for a region not in the table")
+    return config_error("unknown region " .. shown(region) .. ": pass endpoint= for a region not in the table")
   end
   return "https://kms." .. region .. ".myhuaweicloud.com"
 end

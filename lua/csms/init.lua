@@ -54,8 +54,17 @@ local function check_options(opts)
       check_type(v, OPTION_TYPES[k], k)
     end
   end
-  check(opts.retries == nil or (opts.retries >= 0 and opts.retries == math.floor(opts.retries)),
-    "retries must be a whole number >= 0")
+  check(opts.retries == nil or (opts.retries >= 0 and opts.retries <= 100
+    and opts.retries == math.floor(opts.retries)), "retries must be a whole number from 0 to 100")
+  -- 0, negative or NaN would reach libcurl as "no timeout" or "no cap" (NaN fails every test).
+  for _, k in ipairs { "timeout", "connect_timeout", "max_response" } do
+    local v = opts[k]
+    check(v == nil or (v > 0 and v < math.huge), "%s must be a positive number", k)
+  end
+  for _, k in ipairs { "backoff_base", "backoff_max", "retry_after_max" } do
+    local v = opts[k]
+    check(v == nil or (v >= 0 and v < math.huge), "%s must be a number >= 0", k)
+  end
   return opts
 end
 
