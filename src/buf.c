@@ -4,7 +4,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 
-int buf_reserve(buf_t *b, size_t extra) {
+int buf_grow(buf_t *b, size_t extra) {
   if (b->cap - b->n >= extra) return 0;
   if (extra > (size_t)-1 / 2 - b->n) return -1;
   size_t cap = b->cap ? b->cap : 256;
@@ -15,16 +15,6 @@ int buf_reserve(buf_t *b, size_t extra) {
   b->cap = cap;
   return 0;
 }
-
-int buf_add(buf_t *b, const void *p, size_t n) {
-  if (n == 0) return 0;
-  if (buf_reserve(b, n)) return -1;
-  memcpy(b->p + b->n, p, n);
-  b->n += n;
-  return 0;
-}
-
-int buf_addc(buf_t *b, char c) { return buf_add(b, &c, 1); }
 
 int buf_adds(buf_t *b, const char *s) { return buf_add(b, s, strlen(s)); }
 

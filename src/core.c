@@ -26,12 +26,16 @@ typedef struct {
   csms_signer_t *s;
   char *token; /* security token of temporary credentials, or NULL */
   size_t token_len;
+  buf_t slices; /* csms_header_t scratch, kept between signatures */
+  buf_t auth;   /* Authorization value scratch */
 } signer_ud;
 
 static int signer_gc(lua_State *L) {
   signer_ud *u = luaL_checkudata(L, 1, SIGNER_MT);
   csms_signer_free(u->s);
   u->s = NULL;
+  buf_free(&u->slices);
+  buf_free(&u->auth);
   if (u->token) {
     OPENSSL_cleanse(u->token, u->token_len);
     free(u->token);
@@ -100,8 +104,10 @@ static int in_set(lua_State *L, int idx, const char *name, size_t n) {
   return r;
 }
 
-/* core.sign(signer, method, url, headers, body, now [, want_canonical [, unsigned_set]])
- *   -> new headers table [, canonical request] | nil, message
+/* core.sign(signer, method, url, headers, body, now [, want_canonical [, unsigned_set
+ *           [, in_place]]]) -> new headers table [, canonical request] | nil, message
+ * in_place: add the three headers to `headers` itself and return it (a client's own table of
+ * string values, without Authorization or X-Security-Token): one table less per request.
  * The new table holds the given headers plus X-Sdk-Date (when absent), X-Security-Token (when
  * the signer has one) and Authorization. host is signed from the URL unless given. Names in
  * unsigned_set ({["host"] = true}, lower case) are sent but left out of the signature. */
@@ -115,6 +121,7 @@ static int l_sign(lua_State *L) {
   time_t now = (time_t)luaL_optinteger(L, 6, (lua_Integer)time(NULL));
   int want_canonical = lua_toboolean(L, 7);
   if (!lua_isnoneornil(L, 8)) luaL_checktype(L, 8, LUA_TTABLE);
+  int in_place = lua_toboolean(L, 9);
   if (!u->s) return luaL_error(L, "csms: signer used after it was freed");
 
   csms_url_t pu;
@@ -125,75 +132,78 @@ static int l_sign(lua_State *L) {
     return 2;
   }
 
-  /* Copy the headers into the result (index 8), noting the ones we add or replace. */
+  /* One pass: each header goes into the result (index 9) as the very same string objects,
+   * and into the slices csms_sign reads; the result table keeps those strings alive. */
   lua_settop(L, 8);
-  lua_newtable(L);
+  if (in_place) {
+    lua_pushvalue(L, 4);
+  } else {
+    lua_createtable(L, 0, 8);
+  }
   const int res = 9;
-  int have_host = 0, have_date = 0, count = 0;
+  int have_host = 0, have_date = 0;
+  size_t nh = 0;
   lua_pushnil(L);
   while (lua_next(L, 4)) {
     if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
       return luaL_error(L, "csms.sign: header names and values must be strings");
-    size_t kn;
+    size_t kn, vn;
     const char *k = lua_tolstring(L, -2, &kn);
     if (name_is(k, kn, "authorization") || (u->token && name_is(k, kn, "x-security-token"))) {
+      if (in_place) return luaL_error(L, "csms.sign: signing in place needs a table without them");
       lua_pop(L, 1); /* replaced below */
       continue;
     }
     have_host |= name_is(k, kn, "host");
     have_date |= name_is(k, kn, "x-sdk-date");
-    size_t vn;
-    const char *v = lua_tolstring(L, -1, &vn); /* numbers become strings */
-    lua_pushvalue(L, -2);
-    lua_pushlstring(L, v, vn);
-    lua_rawset(L, res);
+    if (in_place && lua_type(L, -1) != LUA_TSTRING)
+      return luaL_error(L, "csms.sign: signing in place needs string values");
+    const char *v = lua_tolstring(L, -1, &vn); /* a number becomes a string on the stack */
+    if (!in_place) {
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, res);
+    }
     lua_pop(L, 1);
-    count++;
+    if (in_set(L, 8, k, kn)) continue;
+    if (buf_reserve(&u->slices, (nh + 3) * sizeof(csms_header_t)))
+      return luaL_error(L, "out of memory");
+    csms_header_t *h = (csms_header_t *)(void *)u->slices.p + nh++;
+    h->name.p = k, h->name.n = kn, h->value.p = v, h->value.n = vn;
   }
+  if (buf_reserve(&u->slices, (nh + 3) * sizeof(csms_header_t)))
+    return luaL_error(L, "out of memory");
+  csms_header_t *hs = (csms_header_t *)(void *)u->slices.p;
   if (!have_date) {
-    char date[17];
-    csms_format_date(now, date);
-    lua_pushstring(L, date);
+    const char *date = csms_signer_date(u->s, now); /* lives in the signer */
+    lua_pushlstring(L, date, 16);
     lua_setfield(L, res, "X-Sdk-Date");
-    count++;
+    hs[nh].name.p = "x-sdk-date", hs[nh].name.n = 10, hs[nh].value.p = date, hs[nh].value.n = 16;
+    nh++;
   }
   if (u->token) {
     lua_pushlstring(L, u->token, u->token_len);
     lua_setfield(L, res, "X-Security-Token");
-    count++;
-  }
-
-  /* Slices point into strings anchored by the result table. */
-  csms_header_t *hs = malloc((size_t)(count + 1) * sizeof *hs);
-  if (!hs) return luaL_error(L, "out of memory");
-  size_t nh = 0;
-  lua_pushnil(L);
-  while (lua_next(L, res)) {
-    hs[nh].name.p = lua_tolstring(L, -2, &hs[nh].name.n);
-    hs[nh].value.p = lua_tolstring(L, -1, &hs[nh].value.n);
-    if (!in_set(L, 8, hs[nh].name.p, hs[nh].name.n)) nh++;
-    lua_pop(L, 1);
-  }
-  if (!have_host && !in_set(L, 8, "host", 4)) {
-    hs[nh].name.p = "host";
-    hs[nh].name.n = 4;
-    hs[nh].value = pu.authority;
+    hs[nh].name.p = "x-security-token", hs[nh].name.n = 16;
+    hs[nh].value.p = u->token, hs[nh].value.n = u->token_len;
     nh++;
   }
-  buf_t auth = BUF_INIT, canonical = BUF_INIT;
+  if (!have_host && !in_set(L, 8, "host", 4)) {
+    hs[nh].name.p = "host", hs[nh].name.n = 4, hs[nh].value = pu.authority;
+    nh++;
+  }
+  buf_t *auth = &u->auth, canonical = BUF_INIT;
+  auth->n = 0;
   slice_t m = {method, mn}, b = {body, bn};
-  int rc = csms_sign(u->s, m, &pu, hs, nh, b, &auth, want_canonical ? &canonical : NULL, &err);
-  free(hs);
+  int rc = csms_sign(u->s, m, &pu, hs, nh, b, auth, want_canonical ? &canonical : NULL, &err);
   if (rc) {
-    buf_free(&auth);
     buf_free(&canonical);
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
   }
-  lua_pushlstring(L, auth.p, auth.n);
+  lua_pushlstring(L, auth->p, auth->n);
   lua_setfield(L, res, "Authorization");
-  buf_free(&auth);
   if (!want_canonical) return 1;
   lua_pushlstring(L, canonical.p ? canonical.p : "", canonical.n);
   buf_free(&canonical);

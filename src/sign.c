@@ -16,10 +16,20 @@ static const char EMPTY_SHA256[] =
 
 /* ---------------------------------------------------------------- percent-encoding */
 
-static int is_unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '_' || c == '.' || c == '~';
-}
+/* 1 for the bytes kept as they are: A-Z a-z 0-9 - _ . ~ */
+static const unsigned char UNRESERVED[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
 
 int csms_uri_encode(buf_t *out, const char *s, size_t n) {
   if (n == 0) return 0; /* out->p may still be NULL: no pointer arithmetic on it */
@@ -27,7 +37,7 @@ int csms_uri_encode(buf_t *out, const char *s, size_t n) {
   char *w = out->p + out->n;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    if (is_unreserved(c)) {
+    if (UNRESERVED[c]) {
       *w++ = (char)c;
     } else {
       *w++ = '%';
@@ -67,20 +77,22 @@ static size_t uri_decode(char *dst, const char *s, size_t n) {
 
 int csms_url_parse(const char *s, size_t n, csms_url_t *u, const char **err) {
   memset(u, 0, sizeof *u);
+  const char *sep = NULL;
+  int scheme_done = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c <= 0x20 || c == 0x7f) {
       *err = "url contains a space or a control character (CR, LF, NUL...)";
       return -1;
     }
-  }
-  const char *sep = NULL;
-  for (size_t i = 0; i + 2 < n; i++) {
-    if (s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/') {
-      sep = s + i;
-      break;
+    if (!scheme_done) {
+      if (c == ':' && i + 2 < n && s[i + 1] == '/' && s[i + 2] == '/') {
+        sep = s + i;
+        scheme_done = 1;
+      } else if (c == '/' || c == '?' || c == '#') {
+        scheme_done = 1;
+      }
     }
-    if (s[i] == '/' || s[i] == '?' || s[i] == '#') break;
   }
   if (!sep) {
     *err = "url must be absolute: http(s)://host[:port]/path";
@@ -123,9 +135,18 @@ int csms_url_parse(const char *s, size_t n, csms_url_t *u, const char **err) {
 
 /* ---------------------------------------------------------------- canonical URI and query */
 
-int csms_canonical_uri(buf_t *out, const char *path, size_t n) {
-  char *tmp = malloc(n + 1);
-  if (!tmp) return -1;
+/* tmp: scratch the caller keeps between calls (no allocation in the steady state). */
+static int canonical_uri(buf_t *out, buf_t *scratch, const char *path, size_t n) {
+  /* The common case: nothing to decode or encode (every byte unreserved or '/'). */
+  size_t plain = 0;
+  while (plain < n && (UNRESERVED[(unsigned char)path[plain]] || path[plain] == '/')) plain++;
+  if (plain == n) {
+    if (buf_add(out, path, n)) return -1;
+    return (n == 0 || path[n - 1] != '/') ? buf_addc(out, '/') : 0;
+  }
+  scratch->n = 0;
+  if (buf_reserve(scratch, n + 1)) return -1;
+  char *tmp = scratch->p;
   size_t m = uri_decode(tmp, path, n);
   size_t start = out->n;
   int rc = 0;
@@ -139,7 +160,13 @@ int csms_canonical_uri(buf_t *out, const char *path, size_t n) {
     }
   }
   if (rc == 0 && (out->n == start || out->p[out->n - 1] != '/')) rc = buf_addc(out, '/');
-  free(tmp);
+  return rc;
+}
+
+int csms_canonical_uri(buf_t *out, const char *path, size_t n) {
+  buf_t scratch = BUF_INIT;
+  int rc = canonical_uri(out, &scratch, path, n);
+  buf_free(&scratch);
   return rc;
 }
 
@@ -160,17 +187,15 @@ static int cmp_kv(const void *x, const void *y) {
   return c ? c : cmp_bytes(a->v, b->v);
 }
 
-int csms_canonical_query(buf_t *out, const char *q, size_t n) {
+/* kvs and decoded: scratch the caller keeps between calls. */
+static int canonical_query(buf_t *out, buf_t *kvs, buf_t *decoded, const char *q, size_t n) {
   if (n == 0) return 0;
   size_t count = 1;
   for (size_t i = 0; i < n; i++) count += q[i] == '&';
-  kv_t *kv = malloc(count * sizeof *kv);
-  char *dec = malloc(n); /* decoding never grows, so pointers into dec stay valid */
-  if (!kv || !dec) {
-    free(kv);
-    free(dec);
-    return -1;
-  }
+  kvs->n = decoded->n = 0;
+  if (buf_reserve(kvs, count * sizeof(kv_t)) || buf_reserve(decoded, n)) return -1;
+  kv_t *kv = (kv_t *)(void *)kvs->p;
+  char *dec = decoded->p; /* decoding never grows, so pointers into dec stay valid */
   size_t nkv = 0, w = 0, start = 0;
   for (size_t i = 0; i <= n; i++) {
     if (i < n && q[i] != '&') continue;
@@ -196,8 +221,14 @@ int csms_canonical_query(buf_t *out, const char *q, size_t n) {
     if (!rc) rc = buf_addc(out, '=');
     if (!rc) rc = csms_uri_encode(out, kv[i].v.p, kv[i].v.n);
   }
-  free(kv);
-  free(dec);
+  return rc;
+}
+
+int csms_canonical_query(buf_t *out, const char *q, size_t n) {
+  buf_t kvs = BUF_INIT, decoded = BUF_INIT;
+  int rc = canonical_query(out, &kvs, &decoded, q, n);
+  buf_free(&kvs);
+  buf_free(&decoded);
   return rc;
 }
 
@@ -237,6 +268,12 @@ void csms_format_date(time_t t, char out[17]) {
 
 struct csms_signer {
   EVP_MAC_CTX *mac; /* HMAC-SHA256 keyed with the SK; re-initialised without a key per use */
+  EVP_MD_CTX *md;   /* reused for every SHA-256 */
+  /* Scratch kept between signatures, so that signing allocates nothing in the steady state.
+   * creq holds the canonical request (with the security token): wiped when the signer is. */
+  buf_t creq, names, headers, kvs, decoded;
+  time_t date_t; /* the second date_s was formatted for */
+  char date_s[17];
   size_t ak_len;
   char ak[];
 };
@@ -246,12 +283,15 @@ csms_signer_t *csms_signer_new(const char *ak, size_t ak_len, const char *sk, si
   if (!s) return NULL;
   memcpy(s->ak, ak, ak_len);
   s->ak_len = ak_len;
-  EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  static EVP_MAC *mac; /* fetched once, like sha256_md(): a fetch is a provider lookup */
+  if (!mac) mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
   if (mac) s->mac = EVP_MAC_CTX_new(mac);
-  EVP_MAC_free(mac); /* the context keeps its own reference */
+  s->md = EVP_MD_CTX_new();
+  s->date_t = (time_t)-1;
   OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
                          OSSL_PARAM_construct_end()};
-  if (!s->mac || !EVP_MAC_init(s->mac, (const unsigned char *)sk, sk_len, params)) {
+  if (!s->mac || !s->md || !sha256_md() ||
+      !EVP_MAC_init(s->mac, (const unsigned char *)sk, sk_len, params)) {
     csms_signer_free(s);
     return NULL;
   }
@@ -261,8 +301,32 @@ csms_signer_t *csms_signer_new(const char *ak, size_t ak_len, const char *sk, si
 void csms_signer_free(csms_signer_t *s) {
   if (!s) return;
   EVP_MAC_CTX_free(s->mac); /* OpenSSL cleanses the key material it holds */
+  EVP_MD_CTX_free(s->md);
+  buf_wipe_free(&s->creq);
+  buf_wipe_free(&s->names);
+  buf_free(&s->headers);
+  buf_wipe_free(&s->kvs);
+  buf_wipe_free(&s->decoded);
   OPENSSL_cleanse(s->ak, s->ak_len);
   free(s);
+}
+
+const char *csms_signer_date(csms_signer_t *s, time_t t) {
+  if (t != s->date_t) {
+    csms_format_date(t, s->date_s);
+    s->date_t = t;
+  }
+  return s->date_s;
+}
+
+static int sha_hex(csms_signer_t *s, const void *p, size_t n, char out[65]) {
+  unsigned char d[32];
+  unsigned int dn = 0;
+  if (!EVP_DigestInit_ex2(s->md, sha256_md(), NULL) || !EVP_DigestUpdate(s->md, p, n) ||
+      !EVP_DigestFinal_ex(s->md, d, &dn) || dn != 32)
+    return -1;
+  to_hex(d, 32, out);
+  return 0;
 }
 
 static int hmac_hex(csms_signer_t *s, const char *msg, size_t n, char out[65]) {
@@ -272,8 +336,7 @@ static int hmac_hex(csms_signer_t *s, const char *msg, size_t n, char out[65]) {
       !EVP_MAC_update(s->mac, (const unsigned char *)msg, n) ||
       !EVP_MAC_final(s->mac, d, &dn, sizeof d) || dn != 32)
     return -1;
-  to_hex(d, 32, out);
-  OPENSSL_cleanse(d, sizeof d);
+  to_hex(d, 32, out); /* the signature: sent in the clear, nothing to wipe */
   return 0;
 }
 
@@ -284,9 +347,17 @@ typedef struct {
   slice_t value; /* trimmed */
 } signed_header_t;
 
-static int cmp_signed(const void *x, const void *y) {
-  const signed_header_t *a = x, *b = y;
-  return cmp_bytes(a->lname, b->lname);
+/* Insertion sort: a request has a handful of headers. */
+static void sort_signed(signed_header_t *sh, size_t n) {
+  for (size_t i = 1; i < n; i++) {
+    signed_header_t x = sh[i];
+    size_t j = i;
+    while (j > 0 && cmp_bytes(sh[j - 1].lname, x.lname) > 0) {
+      sh[j] = sh[j - 1];
+      j--;
+    }
+    sh[j] = x;
+  }
 }
 
 static slice_t trim(slice_t v) {
@@ -296,8 +367,10 @@ static slice_t trim(slice_t v) {
 }
 
 static int is_token_char(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         (c && strchr("!#$%&'*+-.^_`|~", c));
+  static const unsigned char OTHER[256] = {['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1,
+                                           ['\''] = 1, ['*'] = 1, ['+'] = 1, ['^'] = 1, ['`'] = 1,
+                                           ['|'] = 1};
+  return UNRESERVED[c] || OTHER[c];
 }
 
 static int slice_is(slice_t s, const char *lit) {
@@ -308,12 +381,13 @@ static int slice_is(slice_t s, const char *lit) {
 int csms_sign(csms_signer_t *s, slice_t method, const csms_url_t *url, const csms_header_t *headers,
               size_t nheaders, slice_t body, buf_t *auth, buf_t *canonical, const char **err) {
   int rc = -1;
-  buf_t creq = BUF_INIT, names = BUF_INIT;
-  signed_header_t *sh = calloc(nheaders ? nheaders : 1, sizeof *sh);
+  buf_t *creq = &s->creq, *names = &s->names;
+  creq->n = names->n = s->headers.n = 0;
   const char *date = NULL, *content_sha = NULL;
   size_t date_n = 0, content_sha_n = 0, nsigned = 0;
   *err = "out of memory";
-  if (!sh) goto done;
+  if (buf_reserve(&s->headers, (nheaders ? nheaders : 1) * sizeof(signed_header_t))) goto done;
+  signed_header_t *sh = (signed_header_t *)(void *)s->headers.p;
 
   if (method.n == 0) {
     *err = "method is empty";
@@ -328,7 +402,7 @@ int csms_sign(csms_signer_t *s, slice_t method, const csms_url_t *url, const csm
   /* Lower-cased names go into one buffer, reserved up front so slices into it stay valid. */
   size_t total = 0;
   for (size_t i = 0; i < nheaders; i++) total += headers[i].name.n;
-  if (buf_reserve(&names, total + 1)) goto done;
+  if (buf_reserve(names, total + 1)) goto done;
   for (size_t i = 0; i < nheaders; i++) {
     slice_t name = headers[i].name, value = headers[i].value;
     if (name.n == 0) {
@@ -347,10 +421,10 @@ int csms_sign(csms_signer_t *s, slice_t method, const csms_url_t *url, const csm
         goto done;
       }
     }
-    slice_t lname = {names.p + names.n, name.n};
+    slice_t lname = {names->p + names->n, name.n};
     for (size_t j = 0; j < name.n; j++) {
       char c = name.p[j];
-      names.p[names.n++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+      names->p[names->n++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
     }
     if (slice_is(lname, "x-sdk-date")) date = trim(value).p, date_n = trim(value).n;
     if (slice_is(lname, "x-sdk-content-sha256"))
@@ -365,7 +439,7 @@ int csms_sign(csms_signer_t *s, slice_t method, const csms_url_t *url, const csm
     *err = "x-sdk-date header missing";
     goto done;
   }
-  qsort(sh, nsigned, sizeof *sh, cmp_signed);
+  sort_signed(sh, nsigned);
   for (size_t i = 1; i < nsigned; i++)
     if (cmp_bytes(sh[i].lname, sh[i - 1].lname) == 0) {
       *err = "a header is given twice (names differ only in case)";
@@ -374,27 +448,28 @@ int csms_sign(csms_signer_t *s, slice_t method, const csms_url_t *url, const csm
 
   /* CanonicalRequest = METHOD \n URI \n QUERY \n HEADERS \n SIGNED \n HexSHA256(body) */
   *err = "out of memory";
-  if (buf_add(&creq, method.p, method.n) || buf_addc(&creq, '\n') ||
-      csms_canonical_uri(&creq, url->path.p, url->path.n) || buf_addc(&creq, '\n') ||
-      csms_canonical_query(&creq, url->query.p, url->query.n) || buf_addc(&creq, '\n'))
+  if (buf_add(creq, method.p, method.n) || buf_addc(creq, '\n') ||
+      canonical_uri(creq, &s->decoded, url->path.p, url->path.n) || buf_addc(creq, '\n') ||
+      canonical_query(creq, &s->kvs, &s->decoded, url->query.p, url->query.n) ||
+      buf_addc(creq, '\n'))
     goto done;
   for (size_t i = 0; i < nsigned; i++)
-    if (buf_add(&creq, sh[i].lname.p, sh[i].lname.n) || buf_addc(&creq, ':') ||
-        buf_add(&creq, sh[i].value.p, sh[i].value.n) || buf_addc(&creq, '\n'))
+    if (buf_add(creq, sh[i].lname.p, sh[i].lname.n) || buf_addc(creq, ':') ||
+        buf_add(creq, sh[i].value.p, sh[i].value.n) || buf_addc(creq, '\n'))
       goto done;
-  if (buf_addc(&creq, '\n')) goto done;
-  size_t signed_at = creq.n;
+  if (buf_addc(creq, '\n')) goto done;
+  size_t signed_at = creq->n;
   for (size_t i = 0; i < nsigned; i++)
-    if ((i && buf_addc(&creq, ';')) || buf_add(&creq, sh[i].lname.p, sh[i].lname.n)) goto done;
-  size_t signed_len = creq.n - signed_at;
-  if (buf_addc(&creq, '\n')) goto done;
+    if ((i && buf_addc(creq, ';')) || buf_add(creq, sh[i].lname.p, sh[i].lname.n)) goto done;
+  size_t signed_len = creq->n - signed_at;
+  if (buf_addc(creq, '\n')) goto done;
   if (content_sha) {
-    if (buf_add(&creq, content_sha, content_sha_n)) goto done;
+    if (buf_add(creq, content_sha, content_sha_n)) goto done;
   } else if (body.n == 0) {
-    if (buf_add(&creq, EMPTY_SHA256, 64)) goto done;
+    if (buf_add(creq, EMPTY_SHA256, 64)) goto done;
   } else {
     char bh[65];
-    if (csms_sha256_hex(body.p, body.n, bh) || buf_add(&creq, bh, 64)) goto done;
+    if (sha_hex(s, body.p, body.n, bh) || buf_add(creq, bh, 64)) goto done;
   }
 
   /* StringToSign = "SDK-HMAC-SHA256" \n X-Sdk-Date \n HexSHA256(CanonicalRequest) */
@@ -403,7 +478,7 @@ int csms_sign(csms_signer_t *s, slice_t method, const csms_url_t *url, const csm
     *err = "x-sdk-date header is too long";
     goto done;
   }
-  if (csms_sha256_hex(creq.p, creq.n, crh)) goto done;
+  if (sha_hex(s, creq->p, creq->n, crh)) goto done;
   size_t stsn = 16;
   memcpy(sts, "SDK-HMAC-SHA256\n", 16);
   memcpy(sts + stsn, date, date_n);
@@ -418,15 +493,12 @@ int csms_sign(csms_signer_t *s, slice_t method, const csms_url_t *url, const csm
 
   *err = "out of memory";
   if (buf_adds(auth, "SDK-HMAC-SHA256 Access=") || buf_add(auth, s->ak, s->ak_len) ||
-      buf_adds(auth, ", SignedHeaders=") || buf_add(auth, creq.p + signed_at, signed_len) ||
+      buf_adds(auth, ", SignedHeaders=") || buf_add(auth, creq->p + signed_at, signed_len) ||
       buf_adds(auth, ", Signature=") || buf_add(auth, sig, 64))
     goto done;
-  if (canonical && buf_add(canonical, creq.p, creq.n)) goto done;
+  if (canonical && buf_add(canonical, creq->p, creq->n)) goto done;
   rc = 0;
   *err = NULL;
 done:
-  free(sh);
-  buf_free(&names);
-  buf_free(&creq);
   return rc;
 }

@@ -49,6 +49,9 @@ typedef struct csms_signer csms_signer_t;
 csms_signer_t *csms_signer_new(const char *ak, size_t ak_len, const char *sk, size_t sk_len);
 void csms_signer_free(csms_signer_t *s);
 
+/* X-Sdk-Date for t, formatted once per second and kept in the signer. */
+const char *csms_signer_date(csms_signer_t *s, time_t t);
+
 /* Signs a request. headers must include x-sdk-date and should include host (any case); headers whose
  * name has '_' and "authorization" are left out of the signature. On success appends the
  * Authorization header value to auth; if canonical is not NULL the canonical request is

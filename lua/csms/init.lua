@@ -310,7 +310,8 @@ function Client:prepare(method, path, body)
     if not ok and os.time() >= p.expires_at then return nil, err end
   end
   headers["X-Project-Id"] = self.project_id
-  local signed, err = core.sign(p.signer, method, url, headers, body, os.time() + self.clock_skew)
+  local signed, err = core.sign(p.signer, method, url, headers, body, os.time() + self.clock_skew,
+    false, nil, true) -- in place: the table is ours
   if not signed then return nil, errors.new("invalid_argument", err) end
   return { method = method, url = url, headers = signed, body = body }
 end
