@@ -206,7 +206,8 @@ end
 emit()
 emit("New connections are counted over one timed run: the emulator's nginx closes a kept-alive "
   .. "connection after 1,000 requests (its `keepalive_requests` default), so a client opens one "
-  .. "per 1,000. The curl rows are the median of their own runs, after the rounds. CPU per request: the client's own (/proc/self/stat, Node's process.cpuUsage) and "
+  .. "per 1,000. The curl rows are the median of their own runs, after the rounds. CPU per "
+  .. "request: the client's own (/proc/self/stat, Node's process.cpuUsage) and "
   .. "the emulator's nginx worker's (/proc), over the timed runs (for Node the emulator's includes "
   .. "the 200 warm-up requests). One request at a time, a round trip costs about the client's "
   .. "CPU plus the emulator's plus two loopback wake-ups.")
@@ -261,11 +262,10 @@ if f then
   emit("## Batch (`bench/batch.lua`, embedded as it printed)")
   emit()
   for line in (text .. "\n"):gmatch("(.-)\n") do
-    if line:match("^# ") then
-      -- its title: the section heading above says it
-    elseif line:match("^## ") then
+    -- its own title is dropped (the section heading above says it); its sections go one level down
+    if line:match("^## ") then
       emit("#" .. line)
-    else
+    elseif not line:match("^# ") then
       emit(line)
     end
   end
