@@ -22,13 +22,7 @@ local function tmpdir()
   return d
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = emulator.read_all
 
 local function write(path, data, mode)
   local f = assert(io.open(path, "wb"))

@@ -66,6 +66,11 @@ http {
 
 local plain, good, bad, app, dir
 
+-- The test nginx's error log, to explain an unexpected status (a Lua error is a 500).
+local function app_log()
+  return "\nerror.log:\n" .. (emulator.read_all(app.prefix .. "/logs/error.log") or ""):sub(-3000)
+end
+
 local function get(path)
   local url = ("http://127.0.0.1:%d%s"):format(app.port, path)
   local ok, out = sh("curl -s -m 10 -w '\\n%{http_code} %{time_total}\\n' " .. q(url))
@@ -158,10 +163,10 @@ describe("csms inside nginx", function()
 
   it("verifies TLS against lua_ssl_trusted_certificate", function()
     local code, body = get("/backup?target=good&name=s")
-    assert.equal(200, code, body)
+    assert.equal(200, code, body .. app_log())
     assert.matches("^ok %d+", body)
     code, body = get("/backup?target=bad&name=s")
-    assert.equal(502, code)
+    assert.equal(502, code, body .. app_log())
     assert.matches("^tls csms backup: tls: TLS handshake with 127%.0%.0%.1:%d+: .*certificate", body)
     assert.matches("lua_ssl_trusted_certificate", body)
     assert.equal(0, bad:stats().requests.backup or 0)
