@@ -145,7 +145,11 @@ function Cosocket:attempt(req, u, fresh)
   end
   local reused = (sock:getreusedtimes() or 0) > 0
   if u.scheme == "https" and not reused then
-    ok, err = sock:sslhandshake(nil, u.host, self.verify)
+    -- lua-resty-core 0.1.25 (Debian) raises an assertion instead of returning nil, err when a
+    -- handshake that completed at once fails verification: a raise here is a failed handshake.
+    local called, session, herr = pcall(sock.sslhandshake, sock, nil, u.host, self.verify)
+    ok, err = called and session, called and herr
+      or "failed, most likely certificate verification (the reason is in nginx's error log)"
     if not ok then
       sock:close()
       local hint = self.verify and " (is lua_ssl_trusted_certificate set to the CA bundle?)" or ""
