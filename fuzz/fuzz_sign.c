@@ -1,10 +1,15 @@
 /* libFuzzer target: the whole csms_sign over a request split from the input:
  *   line 1: method, line 2: URL, then "Name:Value" header lines up to an empty line,
  *   the rest: the body. A URL that does not parse is replaced by a fixed one so the
- *   header and body paths stay reachable. */
+ *   header and body paths stay reachable.
+ * The signer is kept across inputs, as a client keeps it, and its cache of canonical headers
+ * must never change a result: each input is signed again by it with the X-Sdk-Date value
+ * swapped (a cache hit when the first signing succeeded) and by a fresh signer, and the two
+ * must agree on the result, the Authorization and the canonical request. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "../src/sign.h"
@@ -58,6 +63,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } else if (!err) {
     abort();
   }
+  for (size_t i = 0; i < nh; i++)
+    if (h[i].name.n == 10 && strncasecmp(h[i].name.p, "x-sdk-date", 10) == 0)
+      h[i].value.p = "20991231T235959Z", h[i].value.n = 16;
+  csms_signer_t *fresh = csms_signer_new("AccessKey", 9, "SecretKey", 9);
+  if (!fresh) abort();
+  buf_t a1 = BUF_INIT, c1 = BUF_INIT, a2 = BUF_INIT, c2 = BUF_INIT;
+  const char *e1 = NULL, *e2 = NULL;
+  int r1 = csms_sign(signer, method, &url, h, nh, body, &a1, &c1, &e1);
+  int r2 = csms_sign(fresh, method, &url, h, nh, body, &a2, &c2, &e2);
+  if (r1 != r2 || a1.n != a2.n || c1.n != c2.n || (a1.n && memcmp(a1.p, a2.p, a1.n)) ||
+      (c1.n && memcmp(c1.p, c2.p, c1.n)) || (r1 && strcmp(e1, e2)))
+    abort();
+  csms_signer_free(fresh);
+  buf_free(&a1);
+  buf_free(&c1);
+  buf_free(&a2);
+  buf_free(&c2);
   buf_free(&auth);
   buf_free(&canonical);
   free(s);

@@ -188,11 +188,84 @@ describe("csms.sign gateway rules", function()
   end)
 
   it("raises on wrong types", function()
-    assert.has_error(function() csms.sign(nil, CREDS) end)
-    assert.has_error(function() csms.sign({ method = 1, url = HOST }, CREDS) end)
-    assert.has_error(function() csms.sign({ method = "GET", url = HOST, body = {} }, CREDS) end)
+    assert.has_error(function() csms.sign(nil, CREDS) end, "csms: request must be a table, got nil")
+    assert.has_error(function() csms.sign({ method = 1, url = HOST }, CREDS) end,
+      "csms: request.method must be a string, got number")
+    assert.has_error(function() csms.sign({ method = "GET", url = HOST, body = {} }, CREDS) end,
+      "csms: request.body must be a string or nil, got table")
+    assert.has_error(function() csms.sign({ method = "GET", url = HOST, headers = "x" }, CREDS) end,
+      "csms: request.headers must be a table or nil, got string")
     assert.has_error(function() csms.sign({ method = "GET", url = HOST }, { ak = "a" }) end)
     assert.has_error(function() csms.sign({ method = "GET", url = HOST, headers = { [1] = "x" } }, CREDS) end)
     assert.has_error(function() csms.sign({ method = "GET", url = HOST, headers = { A = {} } }, CREDS) end)
+  end)
+end)
+
+-- Signing caches the HMAC key schedule per credentials table and the canonical headers per
+-- signer: neither may ever change a signature.
+describe("csms.sign caches", function()
+  local function fresh(req, creds) -- a new credentials table: no cached signer
+    local c = {}
+    for k, v in pairs(creds) do c[k] = v end
+    return assert(csms.sign(req, c))
+  end
+
+  it("give the signature of a fresh signer through a mix of repeated and changed headers", function()
+    local creds = { ak = "AK", sk = "SK" }
+    local variants = {
+      function(h) return h end,
+      function(h) h["X-Project-Id"] = "p2"; return h end, -- one value changed
+      function(h) h["x-project-id"], h["X-Project-Id"] = h["X-Project-Id"], nil; return h end,
+      function(h) h.Extra = "1"; return h end,
+      function(h) h["Content-Type"] = nil; return h end,
+      function(h) h["X-Sdk-Date"] = "20261123T120001Z"; return h end, -- only the date
+      function(h) h["x-sdk-date"], h["X-Sdk-Date"] = h["X-Sdk-Date"], nil; return h end,
+      function(h) h["X-Sdk-Content-Sha256"] = "UNSIGNED-PAYLOAD"; return h end,
+      function(h) h["X-Project-Id"] = "p" .. ("x"):rep(40); return h end, -- same count, longer
+    }
+    local seed = 12345
+    for i = 1, 300 do
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      local h = variants[seed % #variants + 1] {
+        ["Content-Type"] = "application/json", Host = "h", ["X-Project-Id"] = "p1",
+        ["X-Sdk-Date"] = "20261123T120000Z",
+      }
+      local req = { method = "POST", url = HOST .. "/v1/p/secrets/s" .. (i % 3) .. "/backup",
+        headers = h, body = i % 2 == 0 and "{}" or nil }
+      assert.equal(fresh(req, creds).Authorization, assert(csms.sign(req, creds)).Authorization)
+    end
+  end)
+
+  it("notice a changed SK or security token in the same credentials table", function()
+    local req = { method = "GET", url = HOST .. "/x", headers = { ["X-Sdk-Date"] = "20260101T000000Z" } }
+    local creds = { ak = "AK", sk = "SK1" }
+    local a = assert(csms.sign(req, creds)).Authorization
+    creds.sk = "SK2"
+    local b = assert(csms.sign(req, creds))
+    assert.are_not.equal(a, b.Authorization)
+    assert.equal(fresh(req, creds).Authorization, b.Authorization)
+    creds.security_token = "tok-1"
+    assert.equal("tok-1", assert(csms.sign(req, creds))["X-Security-Token"])
+    creds.security_token = "tok-2"
+    local c = assert(csms.sign(req, creds))
+    assert.equal("tok-2", c["X-Security-Token"])
+    assert.equal(fresh(req, creds).Authorization, c.Authorization)
+    creds.ak = "AK2"
+    assert.matches("Access=AK2,", assert(csms.sign(req, creds)).Authorization)
+  end)
+
+  it("a refused header list leaves no stale cache behind", function()
+    local creds = { ak = "AK", sk = "SK" }
+    local good = { method = "GET", url = HOST .. "/x", headers = { ["X-Sdk-Date"] = "20261123T120000Z", A = "1" } }
+    local want = assert(csms.sign(good, creds)).Authorization
+    local h, err = csms.sign({ method = "GET", url = HOST .. "/x",
+      headers = { ["X-Sdk-Date"] = "20261123T120000Z", A = "1\r\n" } }, creds)
+    assert.is_nil(h)
+    assert.matches("CR, LF or NUL", err.message)
+    h, err = csms.sign({ method = "GET", url = HOST .. "/x",
+      headers = { ["X-Sdk-Date"] = "20261123T120000\nZ", A = "1" } }, creds)
+    assert.is_nil(h)
+    assert.matches("CR, LF or NUL", err.message)
+    assert.equal(want, assert(csms.sign(good, creds)).Authorization)
   end)
 end)

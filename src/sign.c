@@ -1,16 +1,20 @@
+/* SHA256_Init/Update/Final: deprecated in OpenSSL 3.0 but still built and exported, and the
+ * fastest path it has: no provider dispatch, and a context is a plain struct, so the HMAC key
+ * schedule (the two padded-key midstates) is kept per signer and copied per signature. The
+ * EVP route costs about a third more per signature (bench/README.md). */
+#define OPENSSL_API_COMPAT 0x10101000L
+
 #include "sign.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
+#include <openssl/sha.h>
 
 static const char HEX_UPPER[] = "0123456789ABCDEF";
-static const char HEX_LOWER[] = "0123456789abcdef";
 static const char EMPTY_SHA256[] =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -75,25 +79,38 @@ static size_t uri_decode(char *dst, const char *s, size_t n) {
 
 /* ---------------------------------------------------------------- URL */
 
+/* 1 for the bytes a URL must not contain: space, control characters, DEL. */
+static const unsigned char URL_BAD[256] = {[0 ... ' '] = 1, [0x7f] = 1};
+
+/* Whether s has a byte URL_BAD marks: eight bytes at a time (some byte below 0x21, or some
+ * byte equal to 0x7f; both tests are exact as a yes/no), then byte by byte. */
+static int has_url_bad(const char *s, size_t n) {
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, y;
+    memcpy(&x, s + i, 8);
+    y = x ^ (0x7f * ones);
+    if (((x - 0x21 * ones) & ~x & highs) | ((y - ones) & ~y & highs)) return 1;
+  }
+  for (; i < n; i++)
+    if (URL_BAD[(unsigned char)s[i]]) return 1;
+  return 0;
+}
+
 int csms_url_parse(const char *s, size_t n, csms_url_t *u, const char **err) {
   memset(u, 0, sizeof *u);
-  const char *sep = NULL;
-  int scheme_done = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c <= 0x20 || c == 0x7f) {
-      *err = "url contains a space or a control character (CR, LF, NUL...)";
-      return -1;
-    }
-    if (!scheme_done) {
-      if (c == ':' && i + 2 < n && s[i + 1] == '/' && s[i + 2] == '/') {
-        sep = s + i;
-        scheme_done = 1;
-      } else if (c == '/' || c == '?' || c == '#') {
-        scheme_done = 1;
-      }
-    }
+  if (has_url_bad(s, n)) {
+    *err = "url contains a space or a control character (CR, LF, NUL...)";
+    return -1;
   }
+  /* The scheme ends at the first "://" before any '/', '?' or '#'. */
+  const char *sep = NULL;
+  for (size_t i = 0; i < n && s[i] != '/' && s[i] != '?' && s[i] != '#'; i++)
+    if (s[i] == ':' && i + 2 < n && s[i + 1] == '/' && s[i + 2] == '/') {
+      sep = s + i;
+      break;
+    }
   if (!sep) {
     *err = "url must be absolute: http(s)://host[:port]/path";
     return -1;
@@ -105,9 +122,10 @@ int csms_url_parse(const char *s, size_t n, csms_url_t *u, const char **err) {
     *err = "url scheme must be http or https";
     return -1;
   }
-  const char *p = sep + 3, *end = s + n;
+  const char *p = sep + 3, *end = memchr(p, '#', (size_t)(s + n - p)); /* '#' ends it all */
+  if (!end) end = s + n;
   const char *a = p;
-  while (p < end && *p != '/' && *p != '?' && *p != '#') p++;
+  while (p < end && *p != '/' && *p != '?') p++;
   u->authority.p = a;
   u->authority.n = (size_t)(p - a);
   if (u->authority.n == 0) {
@@ -118,18 +136,11 @@ int csms_url_parse(const char *s, size_t n, csms_url_t *u, const char **err) {
     *err = "url must not contain user information (user@host)";
     return -1;
   }
-  const char *q = p;
-  while (q < end && *q != '?' && *q != '#') q++;
+  const char *q = memchr(p, '?', (size_t)(end - p));
   u->path.p = p;
-  u->path.n = (size_t)(q - p);
-  if (q < end && *q == '?') {
-    const char *f = ++q;
-    while (f < end && *f != '#') f++;
-    u->query.p = q;
-    u->query.n = (size_t)(f - q);
-  } else {
-    u->query.p = q;
-  }
+  u->path.n = (size_t)((q ? q : end) - p);
+  u->query.p = q ? q + 1 : end;
+  u->query.n = q ? (size_t)(end - q - 1) : 0;
   return 0;
 }
 
@@ -234,27 +245,34 @@ int csms_canonical_query(buf_t *out, const char *q, size_t n) {
 
 /* ---------------------------------------------------------------- hashing */
 
-/* Fetched once: in OpenSSL 3 an implicit fetch on every digest costs more than the hash. */
-static EVP_MD *sha256_md(void) {
-  static EVP_MD *md;
-  if (!md) md = EVP_MD_fetch(NULL, "SHA256", NULL);
-  return md;
-}
+/* "00" to "ff": to_hex stores two digits per byte. */
+static const char HEX_PAIRS[513] =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
 
 static void to_hex(const unsigned char *d, size_t n, char *out) {
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = HEX_LOWER[d[i] >> 4];
-    out[2 * i + 1] = HEX_LOWER[d[i] & 15];
-  }
+  for (size_t i = 0; i < n; i++) memcpy(out + 2 * i, HEX_PAIRS + 2 * d[i], 2);
   out[2 * n] = 0;
 }
 
-int csms_sha256_hex(const void *p, size_t n, char out[65]) {
+/* SHA256_Final cleanses the context's data block itself. */
+static void sha256_hex(const void *p, size_t n, char out[65]) {
   unsigned char d[32];
-  unsigned int dn = 0;
-  EVP_MD *md = sha256_md();
-  if (!md || !EVP_Digest(p, n, d, &dn, md, NULL) || dn != 32) return -1;
+  SHA256_CTX c;
+  SHA256_Init(&c);
+  SHA256_Update(&c, p, n);
+  SHA256_Final(d, &c);
   to_hex(d, 32, out);
+}
+
+int csms_sha256_hex(const void *p, size_t n, char out[65]) {
+  sha256_hex(p, n, out);
   return 0;
 }
 
@@ -267,11 +285,18 @@ void csms_format_date(time_t t, char out[17]) {
 /* ---------------------------------------------------------------- signer */
 
 struct csms_signer {
-  EVP_MAC_CTX *mac; /* HMAC-SHA256 keyed with the SK; re-initialised without a key per use */
-  EVP_MD_CTX *md;   /* reused for every SHA-256 */
+  /* HMAC-SHA256 key schedule (RFC 2104): SHA-256 midstates after (K ^ ipad) and (K ^ opad).
+   * They stand for the SK, which is not kept: wiped when the signer is freed. */
+  SHA256_CTX ipad, opad;
   /* Scratch kept between signatures, so that signing allocates nothing in the steady state.
    * creq holds the canonical request (with the security token): wiped when the signer is. */
   buf_t creq, names, headers, kvs, decoded;
+  /* The canonical headers of the last header list signed, for the next one (csms_sign). They
+   * hold the security token: wiped when the signer is. */
+  buf_t key, probe, head, tail;
+  size_t date_at;            /* index of X-Sdk-Date in that list */
+  size_t signed_at, signed_n; /* SignedHeaders within tail */
+  int content_sha;           /* tail ends with the caller's X-Sdk-Content-Sha256 */
   time_t date_t; /* the second date_s was formatted for */
   char date_s[17];
   size_t ak_len;
@@ -283,30 +308,41 @@ csms_signer_t *csms_signer_new(const char *ak, size_t ak_len, const char *sk, si
   if (!s) return NULL;
   memcpy(s->ak, ak, ak_len);
   s->ak_len = ak_len;
-  static EVP_MAC *mac; /* fetched once, like sha256_md(): a fetch is a provider lookup */
-  if (!mac) mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-  if (mac) s->mac = EVP_MAC_CTX_new(mac);
-  s->md = EVP_MD_CTX_new();
   s->date_t = (time_t)-1;
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-                         OSSL_PARAM_construct_end()};
-  if (!s->mac || !s->md || !sha256_md() ||
-      !EVP_MAC_init(s->mac, (const unsigned char *)sk, sk_len, params)) {
-    csms_signer_free(s);
-    return NULL;
+  s->date_at = (size_t)-1;
+  unsigned char key[64] = {0}, pad[64];
+  if (sk_len > sizeof key) { /* a longer key is replaced by its hash */
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, sk, sk_len);
+    SHA256_Final(key, &c);
+  } else {
+    memcpy(key, sk, sk_len);
   }
+  for (size_t i = 0; i < 64; i++) pad[i] = key[i] ^ 0x36;
+  SHA256_Init(&s->ipad);
+  SHA256_Update(&s->ipad, pad, 64);
+  for (size_t i = 0; i < 64; i++) pad[i] = key[i] ^ 0x5c;
+  SHA256_Init(&s->opad);
+  SHA256_Update(&s->opad, pad, 64);
+  OPENSSL_cleanse(key, sizeof key);
+  OPENSSL_cleanse(pad, sizeof pad);
   return s;
 }
 
 void csms_signer_free(csms_signer_t *s) {
   if (!s) return;
-  EVP_MAC_CTX_free(s->mac); /* OpenSSL cleanses the key material it holds */
-  EVP_MD_CTX_free(s->md);
+  OPENSSL_cleanse(&s->ipad, sizeof s->ipad);
+  OPENSSL_cleanse(&s->opad, sizeof s->opad);
   buf_wipe_free(&s->creq);
   buf_wipe_free(&s->names);
   buf_free(&s->headers);
   buf_wipe_free(&s->kvs);
   buf_wipe_free(&s->decoded);
+  buf_wipe_free(&s->key);
+  buf_wipe_free(&s->probe);
+  buf_wipe_free(&s->head);
+  buf_wipe_free(&s->tail);
   OPENSSL_cleanse(s->ak, s->ak_len);
   free(s);
 }
@@ -319,25 +355,17 @@ const char *csms_signer_date(csms_signer_t *s, time_t t) {
   return s->date_s;
 }
 
-static int sha_hex(csms_signer_t *s, const void *p, size_t n, char out[65]) {
+/* HMAC-SHA256 of msg from the kept midstates: two copies of a plain struct, no key schedule. */
+static void hmac_hex(const csms_signer_t *s, const char *msg, size_t n, char out[65]) {
   unsigned char d[32];
-  unsigned int dn = 0;
-  if (!EVP_DigestInit_ex2(s->md, sha256_md(), NULL) || !EVP_DigestUpdate(s->md, p, n) ||
-      !EVP_DigestFinal_ex(s->md, d, &dn) || dn != 32)
-    return -1;
-  to_hex(d, 32, out);
-  return 0;
-}
-
-static int hmac_hex(csms_signer_t *s, const char *msg, size_t n, char out[65]) {
-  unsigned char d[32];
-  size_t dn = 0;
-  if (!EVP_MAC_init(s->mac, NULL, 0, NULL) ||
-      !EVP_MAC_update(s->mac, (const unsigned char *)msg, n) ||
-      !EVP_MAC_final(s->mac, d, &dn, sizeof d) || dn != 32)
-    return -1;
+  SHA256_CTX c = s->ipad;
+  SHA256_Update(&c, msg, n);
+  SHA256_Final(d, &c);
+  c = s->opad;
+  SHA256_Update(&c, d, 32);
+  SHA256_Final(d, &c);
+  OPENSSL_cleanse(&c, sizeof c);
   to_hex(d, 32, out); /* the signature: sent in the clear, nothing to wipe */
-  return 0;
 }
 
 /* ---------------------------------------------------------------- headers */
@@ -366,139 +394,201 @@ static slice_t trim(slice_t v) {
   return v;
 }
 
-static int is_token_char(unsigned char c) {
-  static const unsigned char OTHER[256] = {['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1,
-                                           ['\''] = 1, ['*'] = 1, ['+'] = 1, ['^'] = 1, ['`'] = 1,
-                                           ['|'] = 1};
-  return UNRESERVED[c] || OTHER[c];
-}
+/* A header name byte lower-cased, or 0 for a byte outside the HTTP token set. */
+static const unsigned char NAME_LOWER[256] = {
+    ['!'] = '!', ['#'] = '#', ['$'] = '$', ['%'] = '%', ['&'] = '&', ['\''] = '\'', ['*'] = '*',
+    ['+'] = '+', ['-'] = '-', ['.'] = '.', ['^'] = '^', ['_'] = '_', ['`'] = '`', ['|'] = '|',
+    ['~'] = '~', ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4', ['5'] = '5',
+    ['6'] = '6', ['7'] = '7', ['8'] = '8', ['9'] = '9',
+    ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e', ['F'] = 'f', ['G'] = 'g',
+    ['H'] = 'h', ['I'] = 'i', ['J'] = 'j', ['K'] = 'k', ['L'] = 'l', ['M'] = 'm', ['N'] = 'n',
+    ['O'] = 'o', ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r', ['S'] = 's', ['T'] = 't', ['U'] = 'u',
+    ['V'] = 'v', ['W'] = 'w', ['X'] = 'x', ['Y'] = 'y', ['Z'] = 'z',
+    ['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd', ['e'] = 'e', ['f'] = 'f', ['g'] = 'g',
+    ['h'] = 'h', ['i'] = 'i', ['j'] = 'j', ['k'] = 'k', ['l'] = 'l', ['m'] = 'm', ['n'] = 'n',
+    ['o'] = 'o', ['p'] = 'p', ['q'] = 'q', ['r'] = 'r', ['s'] = 's', ['t'] = 't', ['u'] = 'u',
+    ['v'] = 'v', ['w'] = 'w', ['x'] = 'x', ['y'] = 'y', ['z'] = 'z',
+};
 
-static int slice_is(slice_t s, const char *lit) {
-  size_t n = strlen(lit);
-  return s.n == n && memcmp(s.p, lit, n) == 0;
-}
+/* 1 for the bytes a header value must not contain. */
+static const unsigned char VALUE_BAD[256] = {[0] = 1, ['\r'] = 1, ['\n'] = 1};
 
-int csms_sign(csms_signer_t *s, slice_t method, const csms_url_t *url, const csms_header_t *headers,
-              size_t nheaders, slice_t body, buf_t *auth, buf_t *canonical, const char **err) {
-  int rc = -1;
-  buf_t *creq = &s->creq, *names = &s->names;
-  creq->n = names->n = s->headers.n = 0;
-  const char *date = NULL, *content_sha = NULL;
-  size_t date_n = 0, content_sha_n = 0, nsigned = 0;
-  *err = "out of memory";
-  if (buf_reserve(&s->headers, (nheaders ? nheaders : 1) * sizeof(signed_header_t))) goto done;
-  signed_header_t *sh = (signed_header_t *)(void *)s->headers.p;
+#define SLICE_IS(s, lit) ((s).n == sizeof(lit) - 1 && memcmp((s).p, lit, sizeof(lit) - 1) == 0)
 
-  if (method.n == 0) {
-    *err = "method is empty";
-    goto done;
+/* The key of the header cache: every name and value in the order given, the X-Sdk-Date value
+ * left out (it changes every second). Lengths first, so that no two lists share a key. */
+static int header_key(buf_t *key, const csms_header_t *headers, size_t nheaders, size_t date_at) {
+  key->n = 0;
+  for (size_t i = 0; i < nheaders; i++) {
+    size_t len[2] = {headers[i].name.n, i == date_at ? (size_t)-1 : headers[i].value.n};
+    if (buf_add(key, len, sizeof len) || buf_add(key, headers[i].name.p, len[0]) ||
+        (i != date_at && buf_add(key, headers[i].value.p, len[1])))
+      return -1;
   }
-  for (size_t i = 0; i < method.n; i++)
-    if (method.p[i] < 'A' || method.p[i] > 'Z') {
-      *err = "method must be upper-case letters (GET, POST...)";
-      goto done;
-    }
+  return 0;
+}
+
+/* Canonical headers of a header list, validated, into the signer's cache:
+ *   head  = the lines up to "x-sdk-date:" (the date value goes after it)
+ *   tail  = "\n", the lines after the date's, "\n", SignedHeaders, "\n" and, when the caller
+ *           gave X-Sdk-Content-Sha256, its value (the body-hash line)
+ * Returns 0, or -1 with *err set (the cache is then left empty). */
+static int canonical_headers(csms_signer_t *s, const csms_header_t *headers, size_t nheaders,
+                             const char **err) {
+  buf_t *names = &s->names, *head = &s->head, *tail = &s->tail;
+  names->n = s->headers.n = head->n = tail->n = 0;
+  s->key.n = 0;
+  s->date_at = (size_t)-1;
+  s->content_sha = 0;
+  *err = "out of memory";
+  if (buf_reserve(&s->headers, (nheaders ? nheaders : 1) * sizeof(signed_header_t))) return -1;
+  signed_header_t *sh = (signed_header_t *)(void *)s->headers.p;
+  slice_t content_sha = {NULL, 0};
+  size_t nsigned = 0;
 
   /* Lower-cased names go into one buffer, reserved up front so slices into it stay valid. */
   size_t total = 0;
   for (size_t i = 0; i < nheaders; i++) total += headers[i].name.n;
-  if (buf_reserve(names, total + 1)) goto done;
+  if (buf_reserve(names, total + 1)) return -1;
   for (size_t i = 0; i < nheaders; i++) {
     slice_t name = headers[i].name, value = headers[i].value;
     if (name.n == 0) {
       *err = "a header name is empty";
-      goto done;
-    }
-    for (size_t j = 0; j < name.n; j++)
-      if (!is_token_char((unsigned char)name.p[j])) {
-        *err = "a header name has a character outside the HTTP token set";
-        goto done;
-      }
-    for (size_t j = 0; j < value.n; j++) {
-      unsigned char c = (unsigned char)value.p[j];
-      if (c == '\r' || c == '\n' || c == 0) {
-        *err = "a header value contains CR, LF or NUL";
-        goto done;
-      }
+      return -1;
     }
     slice_t lname = {names->p + names->n, name.n};
+    int underscore = 0;
     for (size_t j = 0; j < name.n; j++) {
-      char c = name.p[j];
-      names->p[names->n++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+      unsigned char c = NAME_LOWER[(unsigned char)name.p[j]];
+      if (!c) {
+        *err = "a header name has a character outside the HTTP token set";
+        return -1;
+      }
+      underscore |= c == '_';
+      names->p[names->n++] = (char)c;
     }
-    if (slice_is(lname, "x-sdk-date")) date = trim(value).p, date_n = trim(value).n;
-    if (slice_is(lname, "x-sdk-content-sha256"))
-      content_sha = trim(value).p, content_sha_n = trim(value).n;
+    for (size_t j = 0; j < value.n; j++)
+      if (VALUE_BAD[(unsigned char)value.p[j]]) {
+        *err = "a header value contains CR, LF or NUL";
+        return -1;
+      }
+    if (SLICE_IS(lname, "x-sdk-date")) s->date_at = i;
+    if (SLICE_IS(lname, "x-sdk-content-sha256")) content_sha = trim(value), s->content_sha = 1;
     /* The gateway leaves names with '_' out; Authorization is the signature itself. */
-    if (memchr(lname.p, '_', lname.n) || slice_is(lname, "authorization")) continue;
+    if (underscore || SLICE_IS(lname, "authorization")) continue;
     sh[nsigned].lname = lname;
     sh[nsigned].value = trim(value);
     nsigned++;
   }
-  if (!date) {
+  if (s->date_at == (size_t)-1) {
     *err = "x-sdk-date header missing";
-    goto done;
+    return -1;
   }
   sort_signed(sh, nsigned);
   for (size_t i = 1; i < nsigned; i++)
     if (cmp_bytes(sh[i].lname, sh[i - 1].lname) == 0) {
       *err = "a header is given twice (names differ only in case)";
-      goto done;
+      return -1;
     }
+
+  *err = "out of memory";
+  buf_t *out = head;
+  for (size_t i = 0; i < nsigned; i++) {
+    if (buf_add(out, sh[i].lname.p, sh[i].lname.n) || buf_addc(out, ':')) goto fail;
+    if (SLICE_IS(sh[i].lname, "x-sdk-date")) { /* the date value goes between head and tail */
+      out = tail;
+    } else if (buf_add(out, sh[i].value.p, sh[i].value.n)) {
+      goto fail;
+    }
+    if (buf_addc(out, '\n')) goto fail;
+  }
+  if (buf_addc(tail, '\n')) goto fail;
+  s->signed_at = tail->n;
+  for (size_t i = 0; i < nsigned; i++)
+    if ((i && buf_addc(tail, ';')) || buf_add(tail, sh[i].lname.p, sh[i].lname.n)) goto fail;
+  s->signed_n = tail->n - s->signed_at;
+  if (buf_addc(tail, '\n') || buf_add(tail, content_sha.p, content_sha.n) ||
+      header_key(&s->key, headers, nheaders, s->date_at))
+    goto fail;
+  return 0;
+fail:
+  s->key.n = 0;
+  return -1;
+}
+
+int csms_sign(csms_signer_t *s, slice_t method, const csms_url_t *url, const csms_header_t *headers,
+              size_t nheaders, slice_t body, buf_t *auth, buf_t *canonical, const char **err) {
+  buf_t *creq = &s->creq;
+  creq->n = 0;
+  if (method.n == 0) {
+    *err = "method is empty";
+    return -1;
+  }
+  for (size_t i = 0; i < method.n; i++)
+    if (method.p[i] < 'A' || method.p[i] > 'Z') {
+      *err = "method must be upper-case letters (GET, POST...)";
+      return -1;
+    }
+
+  /* A client signs the same headers every time but for the date: reuse their canonical form
+   * when the list is the same, byte for byte, as the one the cache was built from. */
+  *err = "out of memory";
+  size_t d = s->date_at;
+  int hit = s->key.n && d < nheaders && headers[d].name.n == 10 &&
+            strncasecmp(headers[d].name.p, "x-sdk-date", 10) == 0;
+  if (hit) {
+    if (header_key(&s->probe, headers, nheaders, d)) return -1;
+    hit = s->probe.n == s->key.n && memcmp(s->probe.p, s->key.p, s->key.n) == 0;
+  }
+  if (!hit && canonical_headers(s, headers, nheaders, err)) return -1;
+  slice_t date = trim(headers[s->date_at].value);
+  for (size_t j = 0; j < date.n; j++)
+    if (VALUE_BAD[(unsigned char)date.p[j]]) {
+      *err = "a header value contains CR, LF or NUL";
+      return -1;
+    }
+  if (date.n > 64) {
+    *err = "x-sdk-date header is too long";
+    return -1;
+  }
 
   /* CanonicalRequest = METHOD \n URI \n QUERY \n HEADERS \n SIGNED \n HexSHA256(body) */
   *err = "out of memory";
   if (buf_add(creq, method.p, method.n) || buf_addc(creq, '\n') ||
       canonical_uri(creq, &s->decoded, url->path.p, url->path.n) || buf_addc(creq, '\n') ||
       canonical_query(creq, &s->kvs, &s->decoded, url->query.p, url->query.n) ||
-      buf_addc(creq, '\n'))
-    goto done;
-  for (size_t i = 0; i < nsigned; i++)
-    if (buf_add(creq, sh[i].lname.p, sh[i].lname.n) || buf_addc(creq, ':') ||
-        buf_add(creq, sh[i].value.p, sh[i].value.n) || buf_addc(creq, '\n'))
-      goto done;
-  if (buf_addc(creq, '\n')) goto done;
-  size_t signed_at = creq->n;
-  for (size_t i = 0; i < nsigned; i++)
-    if ((i && buf_addc(creq, ';')) || buf_add(creq, sh[i].lname.p, sh[i].lname.n)) goto done;
-  size_t signed_len = creq->n - signed_at;
-  if (buf_addc(creq, '\n')) goto done;
-  if (content_sha) {
-    if (buf_add(creq, content_sha, content_sha_n)) goto done;
-  } else if (body.n == 0) {
-    if (buf_add(creq, EMPTY_SHA256, 64)) goto done;
-  } else {
+      buf_addc(creq, '\n') || buf_add(creq, s->head.p, s->head.n) ||
+      buf_add(creq, date.p, date.n))
+    return -1;
+  size_t signed_at = creq->n + s->signed_at;
+  if (buf_add(creq, s->tail.p, s->tail.n)) return -1;
+  if (!s->content_sha) {
     char bh[65];
-    if (sha_hex(s, body.p, body.n, bh) || buf_add(creq, bh, 64)) goto done;
+    if (body.n == 0) {
+      memcpy(bh, EMPTY_SHA256, 64);
+    } else {
+      sha256_hex(body.p, body.n, bh);
+    }
+    if (buf_add(creq, bh, 64)) return -1;
   }
 
   /* StringToSign = "SDK-HMAC-SHA256" \n X-Sdk-Date \n HexSHA256(CanonicalRequest) */
-  char sts[16 + 1 + 64 + 1 + 64], crh[65], sig[65];
-  if (date_n > 64) {
-    *err = "x-sdk-date header is too long";
-    goto done;
-  }
-  if (sha_hex(s, creq->p, creq->n, crh)) goto done;
+  char sts[16 + 1 + 64 + 1 + 64], sig[65];
   size_t stsn = 16;
   memcpy(sts, "SDK-HMAC-SHA256\n", 16);
-  memcpy(sts + stsn, date, date_n);
-  stsn += date_n;
+  memcpy(sts + stsn, date.p, date.n);
+  stsn += date.n;
   sts[stsn++] = '\n';
-  memcpy(sts + stsn, crh, 64);
+  sha256_hex(creq->p, creq->n, sts + stsn);
   stsn += 64;
-  if (hmac_hex(s, sts, stsn, sig)) {
-    *err = "HMAC-SHA256 failed";
-    goto done;
-  }
+  hmac_hex(s, sts, stsn, sig);
 
-  *err = "out of memory";
-  if (buf_adds(auth, "SDK-HMAC-SHA256 Access=") || buf_add(auth, s->ak, s->ak_len) ||
-      buf_adds(auth, ", SignedHeaders=") || buf_add(auth, creq->p + signed_at, signed_len) ||
-      buf_adds(auth, ", Signature=") || buf_add(auth, sig, 64))
-    goto done;
-  if (canonical && buf_add(canonical, creq->p, creq->n)) goto done;
-  rc = 0;
+#define ADD_LIT(b, lit) buf_add(b, lit, sizeof(lit) - 1)
+  if (ADD_LIT(auth, "SDK-HMAC-SHA256 Access=") || buf_add(auth, s->ak, s->ak_len) ||
+      ADD_LIT(auth, ", SignedHeaders=") || buf_add(auth, creq->p + signed_at, s->signed_n) ||
+      ADD_LIT(auth, ", Signature=") || buf_add(auth, sig, 64))
+    return -1;
+  if (canonical && buf_add(canonical, creq->p, creq->n)) return -1;
   *err = NULL;
-done:
-  return rc;
+  return 0;
 }

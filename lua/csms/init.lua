@@ -118,6 +118,7 @@ local function check_request(req)
 end
 
 local function unsigned_set(opts)
+  check_type(opts, "table", "options", true)
   if not opts or not opts.unsigned_headers then return nil end
   check_type(opts.unsigned_headers, "table", "unsigned_headers")
   local set = {}
@@ -125,24 +126,41 @@ local function unsigned_set(opts)
   return set
 end
 
--- Pure signing, no I/O: returns a new table of headers to send (the request's headers plus
--- X-Sdk-Date when absent, X-Security-Token when given, and Authorization).
--- opts.unsigned_headers: names to send but leave out of the signature (e.g. { "host" }).
-function M.sign(req, creds, opts)
-  check_request(req)
+-- credentials table -> { signer = core.signer, ak, sk, token }: the HMAC key schedule made for
+-- a table is kept while the table lives (weak keys), so signing again with the same table does
+-- not redo it. The entry holds the same strings the table does, to notice when they change.
+local signers = setmetatable({}, { __mode = "k" })
+
+local function new_signer(creds)
   check_type(creds, "table", "credentials")
   check_type(creds.ak, "string", "credentials.ak")
   check_type(creds.sk, "string", "credentials.sk")
   check_type(creds.security_token, "string", "credentials.security_token", true)
-  check_type(opts, "table", "options", true)
   local signer, err = core.signer(creds.ak, creds.sk, creds.security_token)
-  if not signer then return invalid("sign", err) end
+  if not signer then return nil, err end
+  local old = signers[creds]
+  if old then core.wipe(old.signer) end
+  signers[creds] = { signer = signer, ak = creds.ak, sk = creds.sk, token = creds.security_token }
+  return signer
+end
+
+-- Pure signing, no I/O: returns a new table of headers to send (the request's headers plus
+-- X-Sdk-Date when absent, X-Security-Token when given, and Authorization).
+-- opts.unsigned_headers: names to send but leave out of the signature (e.g. { "host" }).
+-- The common case (credentials signed with before, no opts) makes no Lua call: C checks req.
+function M.sign(req, creds, opts)
+  local e, err = signers[creds]
+  local signer = e and e.ak == creds.ak and e.sk == creds.sk and e.token == creds.security_token
+    and e.signer
+  if not signer then
+    signer, err = new_signer(creds)
+    if not signer then return invalid("sign", err) end
+  end
   local headers
-  headers, err = core.sign(signer, req.method, req.url, req.headers or {}, req.body, nil, false,
-    unsigned_set(opts))
-  core.wipe(signer)
-  if not headers then return invalid("sign", err) end
-  return headers
+  headers, err = core.sign_request(signer, req, opts ~= nil and unsigned_set(opts) or nil)
+  if headers then return headers end
+  if headers == false then error("csms: " .. err, 2) end
+  return invalid("sign", err)
 end
 
 -- The canonical request csms.sign would hash: to compare with the one a gateway sends back
@@ -294,24 +312,27 @@ Client.__gc = Client.close -- Lua 5.2+; on LuaJIT the userdata inside free thems
 function Client:prepare(method, path, body)
   local p = private[self]
   if not p then error("csms: client used after close", 3) end
-  local headers = {
-    ["Content-Type"] = CONTENT_TYPE,
-    ["User-Agent"] = M.USER_AGENT,
-    Host = self.host,
-  }
   local url = self.endpoint .. path
   if p.auth_token then
-    headers["X-Auth-Token"] = p.auth_token
-    return { method = method, url = url, headers = headers, body = body }
+    return { method = method, url = url, body = body, headers = {
+      ["Content-Type"] = CONTENT_TYPE, ["User-Agent"] = M.USER_AGENT, Host = self.host,
+      ["X-Auth-Token"] = p.auth_token,
+    } }
   end
   if p.expires_at and os.time() + metadata.REFRESH_MARGIN >= p.expires_at then
     local ok, err = load_metadata_credentials(self, p)
     -- Credentials that are still valid serve until the service answers again.
     if not ok and os.time() >= p.expires_at then return nil, err end
   end
-  headers["X-Project-Id"] = self.project_id
-  local signed, err = core.sign(p.signer, method, url, headers, body, os.time() + self.clock_skew,
-    false, nil, true) -- in place: the table is ours
+  -- The same header table every time: the signer's cache of canonical headers then hits, and
+  -- core.sign returns a new table with X-Sdk-Date and Authorization added.
+  local headers = p.headers
+  if not headers or headers["User-Agent"] ~= M.USER_AGENT then
+    headers = { ["Content-Type"] = CONTENT_TYPE, ["User-Agent"] = M.USER_AGENT, Host = self.host,
+      ["X-Project-Id"] = self.project_id }
+    p.headers = headers
+  end
+  local signed, err = core.sign(p.signer, method, url, headers, body, os.time() + self.clock_skew)
   if not signed then return nil, errors.new("invalid_argument", err) end
   return { method = method, url = url, headers = signed, body = body }
 end
