@@ -114,24 +114,30 @@ static int in_set(lua_State *L, int idx, const char *name, size_t n) {
   return r;
 }
 
-/* core.sign(signer, method, url, headers, body, now [, want_canonical [, unsigned_set]])
- *   -> new headers table [, canonical request] | nil, message
- * The new table holds the given headers plus X-Sdk-Date (when absent), X-Security-Token (when
- * the signer has one) and Authorization. host is signed from the URL unless given. Names in
- * unsigned_set ({["host"] = true}, lower case) are sent but left out of the signature. */
-static int l_sign(lua_State *L) {
-  signer_ud *u = luaL_checkudata(L, 1, SIGNER_MT);
-  size_t mn, un, bn = 0;
-  const char *method = luaL_checklstring(L, 2, &mn);
-  const char *url = luaL_checklstring(L, 3, &un);
-  luaL_checktype(L, 4, LUA_TTABLE);
-  const char *body = luaL_optlstring(L, 5, "", &bn);
-  time_t now = lua_isnoneornil(L, 6) ? time(NULL) : (time_t)luaL_checkinteger(L, 6);
-  int want_canonical = lua_toboolean(L, 7);
-  int has_set = !lua_isnoneornil(L, 8);
-  if (has_set) luaL_checktype(L, 8, LUA_TTABLE);
-  if (!u->s) return luaL_error(L, "csms: signer used after it was freed");
+/* The signing functions' upvalues: pushing a kept string is cheaper than lua_getfield with a C
+ * string (Lua 5.4 looks that up in its string cache with a strcmp). */
+enum { UV_MT = 1, UV_DATE, UV_AUTH, UV_TOKEN, UV_METHOD, UV_URL, UV_HEADERS, UV_BODY, UV_COUNT };
+static const char *const UV_STRINGS[] = {"X-Sdk-Date", "Authorization", "X-Security-Token",
+                                         "method",     "url",           "headers", "body"};
+#define UV(i) lua_upvalueindex(i)
 
+/* luaL_checkudata, against the metatable kept as an upvalue. */
+static signer_ud *check_signer(lua_State *L, int idx) {
+  signer_ud *u = lua_touserdata(L, idx);
+  int ok = u && lua_getmetatable(L, idx);
+  if (ok) {
+    ok = lua_rawequal(L, -1, UV(UV_MT));
+    lua_pop(L, 1);
+  }
+  if (!ok) luaL_argerror(L, idx, SIGNER_MT " expected");
+  if (!u->s) luaL_error(L, "csms: signer used after it was freed");
+  return u;
+}
+
+/* Signs with the headers table at hidx (and the unsigned set at set_idx, 0 for none); pushes
+ * the new headers table [and the canonical request] or nil, message. */
+static int sign_impl(lua_State *L, signer_ud *u, slice_t method, const char *url, size_t un,
+                     int hidx, slice_t body, time_t now, int want_canonical, int set_idx) {
   csms_url_t pu;
   const char *err;
   if (csms_url_parse(url, un, &pu, &err)) {
@@ -140,15 +146,14 @@ static int l_sign(lua_State *L) {
     return 2;
   }
 
-  /* One pass: each header goes into the result (index 9) as the very same string objects,
-   * and into the slices csms_sign reads; the result table keeps those strings alive. */
-  lua_settop(L, 8);
+  /* One pass: each header goes into the result as the very same string objects, and into the
+   * slices csms_sign reads; the result table keeps those strings alive. */
   lua_createtable(L, 0, 8);
-  const int res = 9;
+  const int res = lua_gettop(L);
   int have_host = 0, have_date = 0;
   size_t nh = 0;
   lua_pushnil(L);
-  while (lua_next(L, 4)) {
+  while (lua_next(L, hidx)) {
     if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
       return luaL_error(L, "csms.sign: header names and values must be strings");
     size_t kn, vn;
@@ -162,10 +167,9 @@ static int l_sign(lua_State *L) {
     have_date |= kind == H_DATE;
     const char *v = lua_tolstring(L, -1, &vn); /* a number becomes a string on the stack */
     lua_pushvalue(L, -2);
-    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
     lua_rawset(L, res);
-    lua_pop(L, 1);
-    if (has_set && in_set(L, 8, k, kn)) continue;
+    if (set_idx && in_set(L, set_idx, k, kn)) continue;
     if (buf_reserve(&u->slices, (nh + 3) * sizeof(csms_header_t)))
       return luaL_error(L, "out of memory");
     csms_header_t *h = (csms_header_t *)(void *)u->slices.p + nh++;
@@ -176,38 +180,60 @@ static int l_sign(lua_State *L) {
   csms_header_t *hs = (csms_header_t *)(void *)u->slices.p;
   if (!have_date) {
     const char *date = csms_signer_date(u->s, now); /* lives in the signer */
+    lua_pushvalue(L, UV(UV_DATE));
     lua_pushlstring(L, date, 16);
-    lua_setfield(L, res, "X-Sdk-Date");
+    lua_rawset(L, res);
     hs[nh].name.p = "x-sdk-date", hs[nh].name.n = 10, hs[nh].value.p = date, hs[nh].value.n = 16;
     nh++;
   }
   if (u->token) {
+    lua_pushvalue(L, UV(UV_TOKEN));
     lua_pushlstring(L, u->token, u->token_len);
-    lua_setfield(L, res, "X-Security-Token");
+    lua_rawset(L, res);
     hs[nh].name.p = "x-security-token", hs[nh].name.n = 16;
     hs[nh].value.p = u->token, hs[nh].value.n = u->token_len;
     nh++;
   }
-  if (!have_host && !(has_set && in_set(L, 8, "host", 4))) {
+  if (!have_host && !(set_idx && in_set(L, set_idx, "host", 4))) {
     hs[nh].name.p = "host", hs[nh].name.n = 4, hs[nh].value = pu.authority;
     nh++;
   }
   buf_t *auth = &u->auth, canonical = BUF_INIT;
   auth->n = 0;
-  slice_t m = {method, mn}, b = {body, bn};
-  int rc = csms_sign(u->s, m, &pu, hs, nh, b, auth, want_canonical ? &canonical : NULL, &err);
-  if (rc) {
+  if (csms_sign(u->s, method, &pu, hs, nh, body, auth, want_canonical ? &canonical : NULL, &err)) {
     buf_free(&canonical);
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
   }
+  lua_pushvalue(L, UV(UV_AUTH));
   lua_pushlstring(L, auth->p, auth->n);
-  lua_setfield(L, res, "Authorization");
+  lua_rawset(L, res);
   if (!want_canonical) return 1;
   lua_pushlstring(L, canonical.p ? canonical.p : "", canonical.n);
   buf_free(&canonical);
   return 2;
+}
+
+/* core.sign(signer, method, url, headers, body, now [, want_canonical [, unsigned_set]])
+ *   -> new headers table [, canonical request] | nil, message
+ * The new table holds the given headers plus X-Sdk-Date (when absent), X-Security-Token (when
+ * the signer has one) and Authorization. host is signed from the URL unless given. Names in
+ * unsigned_set ({["host"] = true}, lower case) are sent but left out of the signature. */
+static int l_sign(lua_State *L) {
+  signer_ud *u = check_signer(L, 1);
+  slice_t method, body = {"", 0};
+  size_t un;
+  method.p = luaL_checklstring(L, 2, &method.n);
+  const char *url = luaL_checklstring(L, 3, &un);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  body.p = luaL_optlstring(L, 5, "", &body.n);
+  time_t now = lua_isnoneornil(L, 6) ? time(NULL) : (time_t)luaL_checkinteger(L, 6);
+  int want_canonical = lua_toboolean(L, 7);
+  int has_set = !lua_isnoneornil(L, 8);
+  if (has_set) luaL_checktype(L, 8, LUA_TTABLE);
+  lua_settop(L, 8);
+  return sign_impl(L, u, method, url, un, 4, body, now, want_canonical, has_set ? 8 : 0);
 }
 
 /* core.sign_request(signer, req [, unsigned_set]) -> new headers table | nil, message
@@ -215,26 +241,25 @@ static int l_sign(lua_State *L) {
  * core.sign for a request table { method, url, headers?, body? } (csms.sign's fast path): the
  * type checks csms.sign documents, without a Lua call per field. The caller raises on false. */
 static int l_sign_request(lua_State *L) {
-  static const struct {
-    const char *field;
-    int type, optional;
-  } FIELDS[] = {{"method", LUA_TSTRING, 0},
-                {"url", LUA_TSTRING, 0},
-                {"headers", LUA_TTABLE, 1},
-                {"body", LUA_TSTRING, 1}};
-  lua_settop(L, 3); /* l_sign checks the signer */
+  static const int OPTIONAL[] = {0, 0, 1, 1}; /* method, url, headers, body */
+  static const int TYPES[] = {LUA_TSTRING, LUA_TSTRING, LUA_TTABLE, LUA_TSTRING};
+  signer_ud *u = check_signer(L, 1);
+  int has_set = !lua_isnoneornil(L, 3);
+  if (has_set) luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
   if (lua_type(L, 2) != LUA_TTABLE) {
     lua_pushboolean(L, 0);
     lua_pushfstring(L, "request must be a table, got %s", luaL_typename(L, 2));
     return 2;
   }
   for (int i = 0; i < 4; i++) {
-    lua_getfield(L, 2, FIELDS[i].field); /* stack 4..7 */
+    lua_pushvalue(L, UV(UV_METHOD + i));
+    lua_gettable(L, 2); /* stack 4..7: method, url, headers, body */
     int t = lua_type(L, -1);
-    if (t != FIELDS[i].type && !(t == LUA_TNIL && FIELDS[i].optional)) {
+    if (t != TYPES[i] && !(t == LUA_TNIL && OPTIONAL[i])) {
       lua_pushboolean(L, 0);
-      lua_pushfstring(L, "request.%s must be a %s%s, got %s", FIELDS[i].field,
-                      lua_typename(L, FIELDS[i].type), FIELDS[i].optional ? " or nil" : "",
+      lua_pushfstring(L, "request.%s must be a %s%s, got %s", lua_tostring(L, UV(UV_METHOD + i)),
+                      lua_typename(L, TYPES[i]), OPTIONAL[i] ? " or nil" : "",
                       lua_typename(L, t));
       return 2;
     }
@@ -243,13 +268,12 @@ static int l_sign_request(lua_State *L) {
     lua_newtable(L);
     lua_replace(L, 6);
   }
-  /* [signer, req, set, method, url, headers, body] -> core.sign's arguments */
-  lua_pushnil(L);
-  lua_pushnil(L);
-  lua_pushvalue(L, 3);
-  lua_remove(L, 2);
-  lua_remove(L, 2);
-  return l_sign(L);
+  slice_t method, body = {"", 0};
+  size_t un;
+  method.p = lua_tolstring(L, 4, &method.n);
+  const char *url = lua_tolstring(L, 5, &un);
+  if (!lua_isnil(L, 7)) body.p = lua_tolstring(L, 7, &body.n);
+  return sign_impl(L, u, method, url, un, 6, body, time(NULL), 0, has_set ? 3 : 0);
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -309,8 +333,7 @@ static int l_monotonic(lua_State *L) {
 }
 
 int luaopen_csms_core(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"signer", l_signer},         {"sign", l_sign},
-                                   {"sign_request", l_sign_request},
+  static const luaL_Reg funcs[] = {{"signer", l_signer},
                                    {"wipe", signer_gc},
                                    {"sha256_hex", l_sha256_hex}, {"blob_header", l_blob_header},
                                    {"sleep", l_sleep},           {"random", l_random},
@@ -327,6 +350,11 @@ int luaopen_csms_core(lua_State *L) {
   }
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
+  static const luaL_Reg sign_funcs[] = {{"sign", l_sign}, {"sign_request", l_sign_request},
+                                        {NULL, NULL}};
+  luaL_getmetatable(L, SIGNER_MT);
+  for (int i = UV_DATE; i < UV_COUNT; i++) lua_pushstring(L, UV_STRINGS[i - UV_DATE]);
+  luaL_setfuncs(L, sign_funcs, UV_COUNT - 1);
   csms_open_fs(L);
   csms_open_http(L);
   lua_setfield(L, -2, "http");

@@ -293,7 +293,7 @@ struct csms_signer {
   buf_t creq, names, headers, kvs, decoded;
   /* The canonical headers of the last header list signed, for the next one (csms_sign). They
    * hold the security token: wiped when the signer is. */
-  buf_t key, probe, head, tail;
+  buf_t key, head, tail;
   size_t date_at;            /* index of X-Sdk-Date in that list */
   size_t signed_at, signed_n; /* SignedHeaders within tail */
   int content_sha;           /* tail ends with the caller's X-Sdk-Content-Sha256 */
@@ -340,7 +340,6 @@ void csms_signer_free(csms_signer_t *s) {
   buf_wipe_free(&s->kvs);
   buf_wipe_free(&s->decoded);
   buf_wipe_free(&s->key);
-  buf_wipe_free(&s->probe);
   buf_wipe_free(&s->head);
   buf_wipe_free(&s->tail);
   OPENSSL_cleanse(s->ak, s->ak_len);
@@ -364,8 +363,9 @@ static void hmac_hex(const csms_signer_t *s, const char *msg, size_t n, char out
   c = s->opad;
   SHA256_Update(&c, d, 32);
   SHA256_Final(d, &c);
-  OPENSSL_cleanse(&c, sizeof c);
-  to_hex(d, 32, out); /* the signature: sent in the clear, nothing to wipe */
+  /* c and d now hold the signature, sent in the clear: nothing to wipe (the midstates copied
+   * into c are overwritten by the hashing itself). */
+  to_hex(d, 32, out);
 }
 
 /* ---------------------------------------------------------------- headers */
@@ -426,6 +426,23 @@ static int header_key(buf_t *key, const csms_header_t *headers, size_t nheaders,
       return -1;
   }
   return 0;
+}
+
+/* Whether header_key would give exactly key, compared in place. */
+static int same_key(const buf_t *key, const csms_header_t *headers, size_t nheaders,
+                    size_t date_at) {
+  const char *p = key->p, *end = key->p + key->n;
+  for (size_t i = 0; i < nheaders; i++) {
+    size_t len[2] = {headers[i].name.n, i == date_at ? (size_t)-1 : headers[i].value.n};
+    if ((size_t)(end - p) < sizeof len + len[0] || memcmp(p, len, sizeof len) ||
+        memcmp(p + sizeof len, headers[i].name.p, len[0]))
+      return 0;
+    p += sizeof len + len[0];
+    if (i == date_at) continue;
+    if ((size_t)(end - p) < len[1] || (len[1] && memcmp(p, headers[i].value.p, len[1]))) return 0;
+    p += len[1];
+  }
+  return p == end;
 }
 
 /* Canonical headers of a header list, validated, into the signer's cache:
@@ -536,10 +553,7 @@ int csms_sign(csms_signer_t *s, slice_t method, const csms_url_t *url, const csm
   size_t d = s->date_at;
   int hit = s->key.n && d < nheaders && headers[d].name.n == 10 &&
             strncasecmp(headers[d].name.p, "x-sdk-date", 10) == 0;
-  if (hit) {
-    if (header_key(&s->probe, headers, nheaders, d)) return -1;
-    hit = s->probe.n == s->key.n && memcmp(s->probe.p, s->key.p, s->key.n) == 0;
-  }
+  if (hit) hit = same_key(&s->key, headers, nheaders, d);
   if (!hit && canonical_headers(s, headers, nheaders, err)) return -1;
   slice_t date = trim(headers[s->date_at].value);
   for (size_t j = 0; j < date.n; j++)
