@@ -1,8 +1,9 @@
 -- The workload that bench/run measures with valgrind --tool=callgrind: N calls of one kind.
 --
---   valgrind --tool=callgrind lua5.4 bench/callgrind.lua oneshot|kept|backup N
+--   valgrind --tool=callgrind lua5.4 bench/callgrind.lua sign|kept|backup N
 --
---   oneshot   csms.sign(req, creds) on bench/sign.lua's download request
+--   sign      csms.sign(req, creds) on bench/sign.lua's download request, the same creds table
+--             every call (its key schedule cached, as for any caller that keeps its credentials)
 --   kept      core.sign(signer, ...) with a kept core.signer, same request
 --   backup    client:backup(name) against the emulator in BENCH_ENDPOINT, BENCH_AK, BENCH_SK,
 --             BENCH_PROJECT_ID, BENCH_SECRET (the emulator runs outside valgrind)
@@ -66,7 +67,7 @@ end
 
 local kind, n = arg[1], tonumber(arg[2])
 if not (kind and n) then
-  io.stderr:write("usage: lua5.4 bench/callgrind.lua oneshot|kept|backup N\n")
+  io.stderr:write("usage: lua5.4 bench/callgrind.lua sign|kept|backup N\n")
   os.exit(2)
 end
 
@@ -81,7 +82,7 @@ local HEADERS = {
 }
 
 local call
-if kind == "oneshot" then
+if kind == "sign" then
   local req, creds = { method = "POST", url = URL, headers = HEADERS }, { ak = AK, sk = SK }
   call = function() assert(csms.sign(req, creds).Authorization) end
 elseif kind == "kept" then
