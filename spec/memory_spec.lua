@@ -1,5 +1,6 @@
 -- Memory stays flat: thousands of clients made and dropped, thousands of failed requests
--- (a closed port, an emulator answering only faults), signing one-shots. After each round a
+-- (a closed port, an emulator answering only faults), signing with throwaway credentials
+-- tables. After each round a
 -- full collection; the Lua heap and the process RSS after round 10 must be within a small
 -- margin of round 2 (round 1 warms up caches: OpenSSL's provider tables, libcurl's DNS/TLS
 -- state, the allocator's arenas).
@@ -57,7 +58,8 @@ describe("memory", function()
         end
         c:close()
       end
-      -- Signing one-shots (a signer made and wiped per call) and refused inputs.
+      -- Signing with a new creds table per call (a signer made and cached per table: the weak
+      -- cache must let each go with its table) and refused inputs.
       for i = 1, 500 do
         assert(csms.sign({ method = "POST", url = dead .. "/v1/p/secrets/s" .. i .. "/backup",
           headers = { ["X-Sdk-Date"] = "20261123T000000Z" }, body = "{}" },

@@ -20,9 +20,9 @@ static const char EMPTY_SHA256[] =
 
 /* ---------------------------------------------------------------- percent-encoding */
 
-/* 1 for the bytes kept as they are: A-Z a-z 0-9 - _ . ~ */
+/* 1 for the bytes kept as they are: A-Z a-z 0-9 - _ . ~; 2 for '/', kept in a path only. */
 static const unsigned char UNRESERVED[256] = {
-    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
+    ['/'] = 2, ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
     ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
     ['8'] = 1, ['9'] = 1,
     ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
@@ -41,7 +41,7 @@ int csms_uri_encode(buf_t *out, const char *s, size_t n) {
   char *w = out->p + out->n;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    if (UNRESERVED[c]) {
+    if (UNRESERVED[c] == 1) {
       *w++ = (char)c;
     } else {
       *w++ = '%';
@@ -150,7 +150,7 @@ int csms_url_parse(const char *s, size_t n, csms_url_t *u, const char **err) {
 static int canonical_uri(buf_t *out, buf_t *scratch, const char *path, size_t n) {
   /* The common case: nothing to decode or encode (every byte unreserved or '/'). */
   size_t plain = 0;
-  while (plain < n && (UNRESERVED[(unsigned char)path[plain]] || path[plain] == '/')) plain++;
+  while (plain < n && UNRESERVED[(unsigned char)path[plain]]) plain++;
   if (plain == n) {
     if (buf_add(out, path, n)) return -1;
     return (n == 0 || path[n - 1] != '/') ? buf_addc(out, '/') : 0;
@@ -550,10 +550,7 @@ int csms_sign(csms_signer_t *s, slice_t method, const csms_url_t *url, const csm
   /* A client signs the same headers every time but for the date: reuse their canonical form
    * when the list is the same, byte for byte, as the one the cache was built from. */
   *err = "out of memory";
-  size_t d = s->date_at;
-  int hit = s->key.n && d < nheaders && headers[d].name.n == 10 &&
-            strncasecmp(headers[d].name.p, "x-sdk-date", 10) == 0;
-  if (hit) hit = same_key(&s->key, headers, nheaders, d);
+  int hit = s->key.n && same_key(&s->key, headers, nheaders, s->date_at);
   if (!hit && canonical_headers(s, headers, nheaders, err)) return -1;
   slice_t date = trim(headers[s->date_at].value);
   for (size_t j = 0; j < date.n; j++)
