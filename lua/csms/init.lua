@@ -147,7 +147,7 @@ end
 -- Pure signing, no I/O: returns a new table of headers to send (the request's headers plus
 -- X-Sdk-Date when absent, X-Security-Token when given, and Authorization).
 -- opts.unsigned_headers: names to send but leave out of the signature (e.g. { "host" }).
--- The common case (credentials signed with before, no opts) makes no Lua call: C checks req.
+-- The common case (a creds table signed with before, no opts) checks req in C, in one call.
 function M.sign(req, creds, opts)
   local e, err = signers[creds]
   local signer = e and e.ak == creds.ak and e.sk == creds.sk and e.token == creds.security_token
