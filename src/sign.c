@@ -316,6 +316,7 @@ csms_signer_t *csms_signer_new(const char *ak, size_t ak_len, const char *sk, si
     SHA256_Init(&c);
     SHA256_Update(&c, sk, sk_len);
     SHA256_Final(key, &c);
+    OPENSSL_cleanse(&c, sizeof c); /* its state is the key now */
   } else {
     memcpy(key, sk, sk_len);
   }
