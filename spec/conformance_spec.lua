@@ -64,7 +64,8 @@ local function generate(i)
   return {
     method = method, url = (rand(2) == 1 and "https://" or "http://") .. host .. port .. path,
     query = query, headers = headers, body_json = body_json, date = date,
-    ak = "AK" .. str({ "A", "B", "C", "7" }, 8, 20), sk = str(VALUE_CHARS, 10, 100), -- past 64: HMAC hashes the key first
+    -- SKs past 64 bytes too: HMAC hashes those first
+    ak = "AK" .. str({ "A", "B", "C", "7" }, 8, 20), sk = str(VALUE_CHARS, 10, 100),
     token = token,
   }
 end
