@@ -15,12 +15,7 @@ local e, home
 local transcript = {} -- every stdout and stderr of every run, for the no-secrets check
 local secrets = {}    -- strings that must never be printed
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("*l")
-  p:close()
-  return d
-end
+local tmpdir = emulator.tmpdir
 
 local read = emulator.read_all
 

@@ -8,17 +8,7 @@ local JSON_CT = "application/json;charset=UTF-8"
 local CT = { ["Content-Type"] = JSON_CT }
 local q = emulator.shell_quote
 
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
-
-local function mkdtemp()
-  local p = io.popen("mktemp -d")
-  local d = p:read("*l")
-  p:close()
-  return d
-end
+local sh, mkdtemp = emulator.sh, emulator.tmpdir
 
 describe("csms emulator faults", function()
   local e

@@ -6,12 +6,7 @@ local ROOT = emulator.root
 local MODULES = os.getenv("CSMS_EMULATOR_NGINX_MODULES") or "/usr/lib/nginx/modules"
 local q = emulator.shell_quote
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
-  local out = p:read("*a")
-  p:close()
-  return out:match("exit=(%d+)%s*$") == "0", out
-end
+local sh = emulator.run
 
 local function write(path, text)
   local f = assert(io.open(path, "w"))

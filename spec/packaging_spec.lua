@@ -1,11 +1,6 @@
 -- The rock builds offline from the checkout with Debian's packages (luarocks make
 -- --deps-mode=none), for the interpreter running this spec, and the installed modules work.
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
-  local out = p:read("*a")
-  p:close()
-  return out:match("exit=(%d+)%s*$") == "0", out
-end
+local sh = require("spec.support.emulator").run
 
 describe("the rockspec", function()
   it("builds with luarocks make --deps-mode=none and installs working modules", function()

@@ -39,9 +39,19 @@ local function shell_quote(s)
 end
 M.shell_quote = shell_quote
 
+-- Runs a shell command; true when it exits 0.
 local function sh(cmd)
   local ok = os.execute(cmd)
   return ok == true or ok == 0
+end
+M.sh = sh
+
+-- Runs a shell command; whether it exited 0, and its stdout and stderr together.
+function M.run(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
+  local out = p:read("*a")
+  p:close()
+  return out:match("exit=(%d+)%s*$") == "0", out
 end
 
 local function read_all(path)
@@ -60,6 +70,14 @@ local function tmpname()
   return name
 end
 M.tmpname = tmpname
+
+-- A new empty directory.
+function M.tmpdir()
+  local p = io.popen("mktemp -d")
+  local d = p:read("*l")
+  p:close()
+  return d
+end
 
 --- A port nobody listens on right now.
 function M.free_port()

@@ -199,6 +199,7 @@ end
 -- ---------------------------------------------------------------- the spec side (any Lua)
 
 local core = require "csms.core"
+local support = require "spec.support.emulator"
 
 local M = {}
 
@@ -207,22 +208,7 @@ local function script_path()
   return src
 end
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("*l")
-  p:close()
-  return d
-end
+local quote, read, tmpdir = support.shell_quote, support.read_all, support.tmpdir
 M.tmpdir = tmpdir
 
 -- Starts a server playing scenario. opts: tls = { cert = path, key = path },
@@ -292,8 +278,9 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout self.key -out self.pem -days 2
   local f = assert(io.open(dir .. "/make.sh", "w"))
   f:write((script:gsub("DIR", dir)))
   f:close()
-  local ok = os.execute("sh " .. quote(dir .. "/make.sh") .. " >" .. quote(dir .. "/make.log") .. " 2>&1")
-  if ok ~= true and ok ~= 0 then error("making certificates failed: " .. (read(dir .. "/make.log") or "")) end
+  if not support.sh("sh " .. quote(dir .. "/make.sh") .. " >" .. quote(dir .. "/make.log") .. " 2>&1") then
+    error("making certificates failed: " .. (read(dir .. "/make.log") or ""))
+  end
   return dir
 end
 
