@@ -236,16 +236,18 @@ static int l_sign(lua_State *L) {
   return sign_impl(L, u, method, url, un, 4, body, now, want_canonical, has_set ? 8 : 0);
 }
 
-/* core.sign_request(signer, req [, unsigned_set]) -> new headers table | nil, message
- *                                                 | false, message (misuse: wrong types)
- * core.sign for a request table { method, url, headers?, body? } (csms.sign's fast path): the
- * type checks csms.sign documents, without a Lua call per field. The caller raises on false. */
+/* core.sign_request(signer, req [, unsigned_set [, want_canonical]])
+ *   -> new headers table [, canonical request] | nil, message | false, message (misuse)
+ * core.sign for a request table { method, url, headers?, body? } (csms.sign and
+ * csms.canonical_request): the type checks they document, without a Lua call per field.
+ * false: a field has the wrong type; the caller raises. */
 static int l_sign_request(lua_State *L) {
   static const int OPTIONAL[] = {0, 0, 1, 1}; /* method, url, headers, body */
   static const int TYPES[] = {LUA_TSTRING, LUA_TSTRING, LUA_TTABLE, LUA_TSTRING};
   signer_ud *u = check_signer(L, 1);
   int has_set = !lua_isnoneornil(L, 3);
   if (has_set) luaL_checktype(L, 3, LUA_TTABLE);
+  int want_canonical = lua_toboolean(L, 4);
   lua_settop(L, 3);
   if (lua_type(L, 2) != LUA_TTABLE) {
     lua_pushboolean(L, 0);
@@ -273,7 +275,7 @@ static int l_sign_request(lua_State *L) {
   method.p = lua_tolstring(L, 4, &method.n);
   const char *url = lua_tolstring(L, 5, &un);
   if (!lua_isnil(L, 7)) body.p = lua_tolstring(L, 7, &body.n);
-  return sign_impl(L, u, method, url, un, 6, body, time(NULL), 0, has_set ? 3 : 0);
+  return sign_impl(L, u, method, url, un, 6, body, time(NULL), want_canonical, has_set ? 3 : 0);
 }
 
 /* ---------------------------------------------------------------- helpers */

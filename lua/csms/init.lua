@@ -18,8 +18,6 @@ local RETRY_STATUS = { [429] = true, [500] = true, [502] = true, [503] = true, [
 -- Statuses after which the service may have carried out a (non-idempotent) restore.
 local MAYBE_APPLIED_STATUS = { [500] = true, [502] = true, [503] = true, [504] = true }
 
-local unpack = table.unpack or unpack -- luacheck: ignore 143
-
 -- ---------------------------------------------------------------- argument checks (raise)
 
 local function check(cond, fmt, ...)
@@ -109,14 +107,6 @@ end
 
 -- ---------------------------------------------------------------- signing
 
-local function check_request(req)
-  check_type(req, "table", "request")
-  check_type(req.method, "string", "request.method")
-  check_type(req.url, "string", "request.url")
-  check_type(req.headers, "table", "request.headers", true)
-  check_type(req.body, "string", "request.body", true)
-end
-
 local function unsigned_set(opts)
   check_type(opts, "table", "options", true)
   if not opts or not opts.unsigned_headers then return nil end
@@ -166,12 +156,11 @@ end
 -- The canonical request csms.sign would hash: to compare with the one a gateway sends back
 -- in a 401 message.
 function M.canonical_request(req, opts)
-  check_request(req)
   local signer = core.signer("AK", "SK")
-  local headers, canonical = core.sign(signer, req.method, req.url, req.headers or {}, req.body, nil,
-    true, unsigned_set(opts))
+  local headers, canonical = core.sign_request(signer, req, unsigned_set(opts), true)
   core.wipe(signer)
-  if not headers then return invalid("sign", canonical) end -- canonical holds the message
+  if headers == false then error("csms: " .. canonical, 2) end -- canonical holds the message
+  if not headers then return invalid("sign", canonical) end
   return canonical
 end
 
@@ -566,13 +555,10 @@ end
 
 -- ---------------------------------------------------------------- one-shots
 
-local function one_shot(method, ...)
-  local args = { ... }
-  local n = select("#", ...)
-  local opts = args[n]
+local function one_shot(method, arg, opts)
   local client, err = M.new(opts)
   if not client then return nil, err end
-  local res, e = Client[method](client, unpack(args, 1, n - 1))
+  local res, e = Client[method](client, arg)
   client:close()
   return res, e
 end
