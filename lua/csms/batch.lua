@@ -143,6 +143,12 @@ end
 
 -- ---------------------------------------------------------------- running operations
 
+-- One item to its end on the client's own loop (client:run sleeps between attempts).
+local function run_one(client, item, make_op, finish)
+  local op, err = make_op(item)
+  if op then finish(item, client:run(op)) else finish(item, nil, err) end
+end
+
 -- Inside nginx: `concurrency` light threads (ngx.thread) take items in turn; each waits on
 -- its cosocket without blocking the worker.
 local function run_threads(client, items, concurrency, make_op, finish, tick)
@@ -151,8 +157,7 @@ local function run_threads(client, items, concurrency, make_op, finish, tick)
     while next_item <= #items do
       local item = items[next_item]
       next_item = next_item + 1
-      local op, err = make_op(item)
-      if op then finish(item, client:run(op)) else finish(item, nil, err) end
+      run_one(client, item, make_op, finish)
       tick()
     end
   end
@@ -177,8 +182,7 @@ local function run_all(client, items, concurrency, make_op, finish, tick)
   end
   if concurrency <= 1 or not (t.submit and t.poll) then
     for _, item in ipairs(items) do
-      local op, err = make_op(item)
-      if op then finish(item, client:run(op)) else finish(item, nil, err) end
+      run_one(client, item, make_op, finish)
       tick()
     end
     return
@@ -312,14 +316,12 @@ function M.backup(client, opts)
   if not targets then
     targets = {}
     for i, n in ipairs(opts.names) do targets[i] = { name = n } end
-  else
-    if opts.names then
-      local wanted, kept = {}, {}
-      for _, n in ipairs(opts.names) do wanted[n] = true end
-      for _, t in ipairs(targets) do if wanted[t.name] then kept[#kept + 1] = t; wanted[t.name] = nil end end
-      for _, n in ipairs(opts.names) do if wanted[n] then kept[#kept + 1] = { name = n } end end
-      targets = kept
-    end
+  elseif opts.names then
+    local wanted, kept = {}, {}
+    for _, n in ipairs(opts.names) do wanted[n] = true end
+    for _, t in ipairs(targets) do if wanted[t.name] then kept[#kept + 1] = t; wanted[t.name] = nil end end
+    for _, n in ipairs(opts.names) do if wanted[n] then kept[#kept + 1] = { name = n } end end
+    targets = kept
   end
   local match = M.glob(opts.match)
 

@@ -58,16 +58,16 @@ end
 
 -- Waits up to timeout seconds for any completion: returns a list of { id, res, terr }.
 function Curl:poll(timeout)
-  local out = {}
+  local done = {}
   for id, r in pairs(self.finished) do
     self.finished[id] = nil
-    local res, terr = to_result(r)
-    out[#out + 1] = { id = id, res = res, terr = terr }
+    done[#done + 1] = r
   end
-  if #out > 0 then return out end
-  for _, r in ipairs(self.http:wait(timeout)) do
+  if #done == 0 then done = self.http:wait(timeout) end
+  local out = {}
+  for i, r in ipairs(done) do
     local res, terr = to_result(r)
-    out[#out + 1] = { id = r.id, res = res, terr = terr }
+    out[i] = { id = r.id, res = res, terr = terr }
   end
   return out
 end
