@@ -49,6 +49,35 @@ local function seed(n)
   end
 end
 
+-- Starts `batch.backup` into dir in another process (concurrency 2); returns its pid.
+local function start_backup(dir)
+  local script = ([[
+    package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+    local csms, batch = require "csms", require "csms.batch"
+    local c = assert(csms.new { ak = %q, sk = %q, project_id = %q, endpoint = %q })
+    batch.backup(c, { dir = %q, concurrency = 2 })
+  ]]):format(e.ak, e.sk, e.project_id, e.endpoint, dir)
+  local interp = (jit and "luajit" or "lua5.4")
+  local cpath = package.cpath:match("[^;]*build/[^;]*") or "./build/lua54/?.so"
+  local pidfile = os.tmpname()
+  os.execute(("LUA_CPATH=%q %s -e %q >/dev/null 2>&1 & echo $! > %s"):format(cpath .. ";;", interp,
+    script, pidfile))
+  local pid = read(pidfile):match("%d+")
+  os.remove(pidfile)
+  return pid
+end
+
+-- Waits (20 s at most) until dir's journal records n items.
+local function wait_journal(dir, n)
+  local deadline = os.time() + 20
+  repeat
+    os.execute("sleep 0.2")
+    local j = io.open(dir .. "/manifest.journal")
+    local lines = j and select(2, j:read("*a"):gsub("\n", "")) or 0
+    if j then j:close() end
+  until lines >= n or os.time() > deadline
+end
+
 setup(function() e = emulator.start {} end)
 teardown(function() if e then e:stop() end end)
 before_each(function() e:reset() end)
@@ -200,27 +229,9 @@ describe("batch.backup and batch.restore", function()
     seed(N)
     local dir = tmpdir()
     e:config { latency_ms = 150 }
-    local script = ([[
-      package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
-      local csms, batch = require "csms", require "csms.batch"
-      local c = assert(csms.new { ak = %q, sk = %q, project_id = %q, endpoint = %q })
-      batch.backup(c, { dir = %q, concurrency = 2 })
-    ]]):format(e.ak, e.sk, e.project_id, e.endpoint, dir)
-    local interp = (jit and "luajit" or "lua5.4")
-    local cpath = package.cpath:match("[^;]*build/[^;]*") or "./build/lua54/?.so"
-    local pidfile = os.tmpname()
-    os.execute(("LUA_CPATH=%q %s -e %q >/dev/null 2>&1 & echo $! > %s"):format(cpath .. ";;", interp,
-      script, pidfile))
-    local pid = read(pidfile):match("%d+")
-    os.remove(pidfile)
+    local pid = start_backup(dir)
     -- let it finish some items, then kill it hard
-    local deadline = os.time() + 20
-    repeat
-      os.execute("sleep 0.2")
-      local j = io.open(dir .. "/manifest.journal")
-      local lines = j and select(2, j:read("*a"):gsub("\n", "")) or 0
-      if j then j:close() end
-    until lines >= 6 or os.time() > deadline
+    wait_journal(dir, 6)
     os.execute("kill -9 " .. pid)
     os.execute("sleep 0.3")
     local done = batch.read_manifest(dir)
@@ -237,6 +248,70 @@ describe("batch.backup and batch.restore", function()
     assert.equal(N - recorded, e:stats().requests.backup - before)
     assert.equal(N, batch.verify(dir).ok)
     assert.is_nil(io.open(dir .. "/manifest.journal"), "the journal is folded into the manifest")
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("refuse a backup into a directory another process is backing up to, which stays consistent", function()
+    seed(N)
+    local dir = tmpdir()
+    e:config { latency_ms = 100 }
+    local pid = start_backup(dir)
+    wait_journal(dir, 2)
+    -- Unrefused, this run would replace app-01/02 with new encryptions that the other run's
+    -- final manifest does not describe: verify would then fail them.
+    local report, err = batch.backup(client(), { dir = dir, names = { "app-01", "app-02" } })
+    assert.is_nil(report)
+    assert.equal("busy", err.kind)
+    assert.equal("backup", err.op)
+    assert.matches(dir .. " is being written by another backup", tostring(err), 1, true)
+    local deadline = os.time() + 30
+    while emulator.sh("kill -0 " .. pid .. " 2>/dev/null") and os.time() < deadline do os.execute("sleep 0.1") end
+    local v = batch.verify(dir)
+    assert.equal(N, v.ok)
+    assert.equal(0, v.failed)
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("hold the directory's lock (0600) for exactly the run, even one that raises", function()
+    seed(2)
+    local dir = tmpdir()
+    assert(core.mkdir(dir))
+    local other = assert(core.lock(dir .. "/.csms.lock")) -- in this process counts too (nginx)
+    local total = e:stats().total
+    local report, err = batch.backup(client(), { dir = dir })
+    assert.is_nil(report)
+    assert.equal("busy", err.kind)
+    assert.equal(total, e:stats().total, "a refused run sends nothing")
+    other:unlock()
+
+    local seen
+    report = assert(batch.backup(client(), { dir = dir, on_progress = function()
+      seen = seen or select(3, core.lock(dir .. "/.csms.lock"))
+    end }))
+    assert.equal(2, report.ok)
+    assert.is_true(seen, "held while the run goes on")
+    assert.equal(384, core.file_mode(dir .. "/.csms.lock"))
+    assert(core.lock(dir .. "/.csms.lock")):unlock() -- released by the run's end
+
+    assert.has_error(function()
+      batch.backup(client(), { dir = dir, on_progress = function() error("callback failed") end })
+    end, "callback failed")
+    assert(core.lock(dir .. "/.csms.lock")):unlock() -- released by the raise too
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("remove the temporary files a killed run left, and nothing else", function()
+    seed(2)
+    local dir = tmpdir()
+    assert(core.mkdir(dir))
+    local leftovers = { ".app-01.blob.tmp.123456789", ".gone.blob.tmp.7", "manifest.json.tmp.4242.0" }
+    local kept = { "notes.txt", ".app-01.blob.tmp.12x", "app-01.blob.tmp.5", ".profile.tmp.1" }
+    for _, n in ipairs(leftovers) do write(dir .. "/" .. n, "partial") end
+    for _, n in ipairs(kept) do write(dir .. "/" .. n, "mine") end
+    assert.equal(2, assert(batch.backup(client(), { dir = dir })).ok)
+    for _, n in ipairs(leftovers) do assert.is_nil(io.open(dir .. "/" .. n), n) end
+    for _, n in ipairs(kept) do assert.equal("mine", read(dir .. "/" .. n), n) end
+    assert.equal(2, batch.verify(dir).ok)
     os.execute("rm -rf " .. dir)
   end)
 end)

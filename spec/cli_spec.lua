@@ -4,6 +4,7 @@
 -- and no SK or token in any output.
 local cjson = require "cjson"
 local csms = require "csms"
+local core = require "csms.core"
 local emulator = require "spec.support.emulator"
 local ejson = require "csms.emulator.json"
 
@@ -331,6 +332,25 @@ describe("csms-backup exit code 2", function()
     assert.matches("HTTP 401", r.err, 1, true)
     assert.matches("check the AK/SK", r.err, 1, true)
     assert.is_true(e:stats().auth_failures >= 1)
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("when another backup is writing the directory, and runs once it has ended", function()
+    seed(2)
+    local dir = tmpdir() .. "/set"
+    assert(core.mkdir(dir))
+    local other = assert(core.lock(dir .. "/.csms.lock")) -- what a running csms-backup holds
+    local total = e:stats().total
+    local r = run({ "backup", dir, "--endpoint", e.endpoint })
+    assert.equal(2, r.code, r.err)
+    assert.matches("^csms%-backup: csms backup: busy: .* is being written by another backup", r.err)
+    assert.matches("must not overlap", r.err, 1, true)
+    assert.equal(total, e:stats().total, "nothing was sent")
+    assert.is_nil(read(dir .. "/manifest.json"))
+    other:unlock()
+    r = run({ "backup", dir, "--endpoint", e.endpoint })
+    assert.equal(0, r.code, r.err)
+    assert.equal(0, run({ "verify", dir }, { creds = false }).code)
     os.execute("rm -rf " .. q(dir))
   end)
 end)

@@ -1,12 +1,15 @@
 /* Files for backups: created with their final mode from the first byte, written under a
  * temporary name, flushed to disk and renamed, so a crash never leaves a half file under the
- * real name nor a moment when a blob is readable by others. */
+ * real name nor a moment when a blob is readable by others. Plus a directory listing and the
+ * lock that keeps two backups out of one directory. */
 #define _GNU_SOURCE /* syncfs */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -167,13 +170,93 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
+/* core.list_dir(path) -> { name, ... } (without "." and "..") | nil, message */
+static int l_list_dir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  if (!d) return fail(L, "cannot list", path, errno);
+  lua_newtable(L);
+  int n = 0;
+  struct dirent *e;
+  errno = 0;
+  while ((e = readdir(d))) {
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+      lua_pushstring(L, e->d_name);
+      lua_rawseti(L, -2, ++n);
+    }
+    errno = 0;
+  }
+  int err = errno;
+  closedir(d);
+  if (err) return fail(L, "cannot list", path, err);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- locks */
+
+#define LOCK_MT "csms.lock"
+
+/* lock:unlock(): releases it (again is a no-op); also the lock's __gc and __close. */
+static int lock_release(lua_State *L) {
+  int *fd = luaL_checkudata(L, 1, LOCK_MT);
+  if (*fd >= 0) close(*fd); /* closing the only descriptor releases the flock */
+  *fd = -1;
+  return 0;
+}
+
+/* core.lock(path) -> lock | nil, message, busy
+ * An exclusive flock(2) on path (created 0600 if missing), taken without waiting. busy is true
+ * when another open file description holds it: another process, or another core.lock of the
+ * same file in this one. The kernel drops it when the process ends, even by kill -9. */
+static int l_lock(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int *fd = lua_newuserdata(L, sizeof *fd);
+  *fd = -1;
+  luaL_setmetatable(L, LOCK_MT);
+  *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (*fd < 0) return fail(L, "cannot open", path, errno);
+  int rc;
+  while ((rc = flock(*fd, LOCK_EX | LOCK_NB)) && errno == EINTR) {
+  }
+  if (rc) {
+    int e = errno;
+    close(*fd);
+    *fd = -1;
+    fail(L, "cannot lock", path, e);
+    lua_pushboolean(L, e == EWOULDBLOCK);
+    return 3;
+  }
+  return 1;
+}
+
+static int lock_tostring(lua_State *L) {
+  int *fd = luaL_checkudata(L, 1, LOCK_MT);
+  lua_pushstring(L, *fd >= 0 ? "csms.lock (held)" : "csms.lock (released)");
+  return 1;
+}
+
 void csms_open_fs(lua_State *L) {
+  if (luaL_newmetatable(L, LOCK_MT)) {
+    lua_newtable(L);
+    lua_pushcfunction(L, lock_release);
+    lua_setfield(L, -2, "unlock");
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, lock_release);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, lock_release);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, lock_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
   static const luaL_Reg funcs[] = {{"write_atomic", l_write_atomic},
                                    {"write_new", l_write_new},
                                    {"syncfs", l_syncfs},
                                    {"mkdir", l_mkdir},
                                    {"file_mode", l_file_mode},
                                    {"isatty", l_isatty},
+                                   {"list_dir", l_list_dir},
+                                   {"lock", l_lock},
                                    {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
 }

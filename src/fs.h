@@ -1,4 +1,5 @@
-/* File helpers the batch layer needs and plain Lua lacks (modes, fsync, atomic rename). */
+/* File helpers the batch layer needs and plain Lua lacks (modes, fsync, atomic rename, a
+ * directory listing, locks). */
 #ifndef CSMS_FS_H
 #define CSMS_FS_H
 

@@ -4,7 +4,8 @@
 -- temporary file, flushed and renamed) and manifest.json (name, file, sha256, bytes, time of
 -- each item; the project, endpoint and tool). While a run goes on, every verified file is also
 -- recorded in manifest.journal, one line each, so a run that is killed loses nothing: a rerun
--- with resume = true skips what is recorded and still verifies.
+-- with resume = true skips what is recorded and still verifies. A backup holds a lock on
+-- .csms.lock in the directory while it runs: a second one into the same directory is refused.
 local core = require "csms.core"
 local cjson = require "cjson.safe"
 local csms = require "csms"
@@ -285,16 +286,49 @@ end
 local BACKUP_OPTIONS = { dir = "string", names = "table", match = "string", concurrency = "number",
   resume = "boolean", incremental = "boolean", on_progress = "function" }
 
+-- Two backups writing one directory would leave a manifest that does not match the files (each
+-- download is a new encryption of the secret): one run at a time, under an exclusive lock on
+-- LOCK in the directory, held until the run returns (the kernel drops it if the process dies).
+local LOCK = ".csms.lock"
+
+-- Under the lock no other run is writing, so temporary files are leftovers of a run that died
+-- between writing a file and renaming it (core.write_new's and core.write_atomic's names).
+local function remove_leftovers(dir)
+  for _, name in ipairs(core.list_dir(dir) or {}) do
+    if name:match("^%.[%w_%-]+%.blob%.tmp%.%d+$") or name:match("^manifest%.json%.tmp%.%d+%.%d+$") then
+      os.remove(dir .. "/" .. name)
+    end
+  end
+end
+
+local backup_locked
+
 -- Backs up secrets into opts.dir (created 0700 if missing). Returns the report
 -- { ok, failed, skipped, items = { { name, ok, skipped, reason, err, file, bytes } }, dir },
--- or nil, err when the run cannot start (the directory, the listing, another project's set).
+-- or nil, err when the run cannot start (the directory, the listing, another project's set,
+-- kind "busy": another backup is writing the directory).
 function M.backup(client, opts)
   check(getmetatable(client) == csms.Client, "the first argument must be a csms client")
   check_options(opts, BACKUP_OPTIONS)
   local dir = opts.dir
   local ok, err = core.mkdir(dir, 448) -- 0700
   if not ok then return nil, errors.new("io", err, { op = "backup" }) end
+  local lock, lerr, busy = core.lock(dir .. "/" .. LOCK)
+  if not lock then
+    return nil, errors.new(busy and "busy" or "io", busy and (dir .. " is being written by another backup"
+      .. " (it holds " .. LOCK .. "); run again when that one has ended") or lerr, { op = "backup" })
+  end
+  remove_leftovers(dir)
+  -- pcall: an error raised inside (an on_progress callback's) must not leave the lock held.
+  local done, report
+  done, report, err = pcall(backup_locked, client, opts, dir)
+  lock:unlock()
+  if not done then error(report, 0) end
+  return report, err
+end
 
+function backup_locked(client, opts, dir)
+  local ok, err
   local prev, perr = M.read_manifest(dir)
   -- An unreadable manifest is never overwritten: it is the record of every earlier item.
   if not prev and perr.kind == "corrupt" then

@@ -22,6 +22,7 @@ M.kinds = {
   phase = true,                -- inside nginx, called from a phase without cosockets
   io = true,                   -- local files (csms.batch)
   corrupt = true,              -- a backup file does not match its manifest (csms.batch)
+  busy = true,                 -- another backup is writing the directory (csms.batch)
 }
 
 function Error:__tostring()
