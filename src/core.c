@@ -91,13 +91,23 @@ static int l_signer(lua_State *L) {
 /* The header names the binding treats apart, told from their length first. */
 enum { H_OTHER, H_HOST, H_DATE, H_AUTHORIZATION, H_TOKEN };
 
+/* Whether k equals lower (lower case) but for the case of ASCII letters: strncasecmp without
+ * its locale lookup, on the hot path. */
+static int eq_ascii_nocase(const char *k, const char *lower, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)k[i];
+    if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != (unsigned char)lower[i]) return 0;
+  }
+  return 1;
+}
+
 static int header_kind(const char *k, size_t n) {
   if (n < 4 || (k[0] | 0x20) != (n == 4 ? 'h' : n == 13 ? 'a' : 'x')) return H_OTHER;
   switch (n) {
-  case 4: return strncasecmp(k, "host", 4) ? H_OTHER : H_HOST;
-  case 10: return strncasecmp(k, "x-sdk-date", 10) ? H_OTHER : H_DATE;
-  case 13: return strncasecmp(k, "authorization", 13) ? H_OTHER : H_AUTHORIZATION;
-  case 16: return strncasecmp(k, "x-security-token", 16) ? H_OTHER : H_TOKEN;
+  case 4: return eq_ascii_nocase(k, "host", 4) ? H_HOST : H_OTHER;
+  case 10: return eq_ascii_nocase(k, "x-sdk-date", 10) ? H_DATE : H_OTHER;
+  case 13: return eq_ascii_nocase(k, "authorization", 13) ? H_AUTHORIZATION : H_OTHER;
+  case 16: return eq_ascii_nocase(k, "x-security-token", 16) ? H_TOKEN : H_OTHER;
   default: return H_OTHER;
   }
 }

@@ -124,8 +124,10 @@ int csms_url_parse(const char *s, size_t n, csms_url_t *u, const char **err) {
   }
   const char *p = sep + 3, *end = memchr(p, '#', (size_t)(s + n - p)); /* '#' ends it all */
   if (!end) end = s + n;
-  const char *a = p;
-  while (p < end && *p != '/' && *p != '?') p++;
+  /* The authority ends at the first '/' or '?', the path at the first '?'. */
+  const char *a = p, *q = memchr(p, '?', (size_t)(end - p)), *stop = q ? q : end;
+  const char *slash = memchr(p, '/', (size_t)(stop - p));
+  p = slash ? slash : stop;
   u->authority.p = a;
   u->authority.n = (size_t)(p - a);
   if (u->authority.n == 0) {
@@ -136,9 +138,8 @@ int csms_url_parse(const char *s, size_t n, csms_url_t *u, const char **err) {
     *err = "url must not contain user information (user@host)";
     return -1;
   }
-  const char *q = memchr(p, '?', (size_t)(end - p));
   u->path.p = p;
-  u->path.n = (size_t)((q ? q : end) - p);
+  u->path.n = (size_t)(stop - p);
   u->query.p = q ? q + 1 : end;
   u->query.n = q ? (size_t)(end - q - 1) : 0;
   return 0;
@@ -149,8 +150,12 @@ int csms_url_parse(const char *s, size_t n, csms_url_t *u, const char **err) {
 /* tmp: scratch the caller keeps between calls (no allocation in the steady state). */
 static int canonical_uri(buf_t *out, buf_t *scratch, const char *path, size_t n) {
   /* The common case: nothing to decode or encode (every byte unreserved or '/'). */
+  const unsigned char *u = (const unsigned char *)path;
   size_t plain = 0;
-  while (plain < n && UNRESERVED[(unsigned char)path[plain]]) plain++;
+  while (plain + 4 <= n && (UNRESERVED[u[plain]] && UNRESERVED[u[plain + 1]] &&
+                            UNRESERVED[u[plain + 2]] && UNRESERVED[u[plain + 3]]))
+    plain += 4;
+  while (plain < n && UNRESERVED[u[plain]]) plain++;
   if (plain == n) {
     if (buf_add(out, path, n)) return -1;
     return (n == 0 || path[n - 1] != '/') ? buf_addc(out, '/') : 0;
@@ -434,9 +439,10 @@ static int same_key(const buf_t *key, const csms_header_t *headers, size_t nhead
                     size_t date_at) {
   const char *p = key->p, *end = key->p + key->n;
   for (size_t i = 0; i < nheaders; i++) {
-    size_t len[2] = {headers[i].name.n, i == date_at ? (size_t)-1 : headers[i].value.n};
-    if ((size_t)(end - p) < sizeof len + len[0] || memcmp(p, len, sizeof len) ||
-        memcmp(p + sizeof len, headers[i].name.p, len[0]))
+    size_t len[2] = {headers[i].name.n, i == date_at ? (size_t)-1 : headers[i].value.n}, kept[2];
+    if ((size_t)(end - p) < sizeof len + len[0]) return 0;
+    memcpy(kept, p, sizeof kept);
+    if (kept[0] != len[0] || kept[1] != len[1] || memcmp(p + sizeof len, headers[i].name.p, len[0]))
       return 0;
     p += sizeof len + len[0];
     if (i == date_at) continue;
