@@ -439,10 +439,9 @@ static int same_key(const buf_t *key, const csms_header_t *headers, size_t nhead
                     size_t date_at) {
   const char *p = key->p, *end = key->p + key->n;
   for (size_t i = 0; i < nheaders; i++) {
-    size_t len[2] = {headers[i].name.n, i == date_at ? (size_t)-1 : headers[i].value.n}, kept[2];
-    if ((size_t)(end - p) < sizeof len + len[0]) return 0;
-    memcpy(kept, p, sizeof kept);
-    if (kept[0] != len[0] || kept[1] != len[1] || memcmp(p + sizeof len, headers[i].name.p, len[0]))
+    size_t len[2] = {headers[i].name.n, i == date_at ? (size_t)-1 : headers[i].value.n};
+    if ((size_t)(end - p) < sizeof len + len[0] || memcmp(p, len, sizeof len) ||
+        memcmp(p + sizeof len, headers[i].name.p, len[0]))
       return 0;
     p += sizeof len + len[0];
     if (i == date_at) continue;
