@@ -15,6 +15,7 @@
 #include "compat.h"
 #include "fs.h"
 #include "http.h"
+#include "lua_class.h"
 #include "sign.h"
 
 #define SIGNER_MT "csms.signer"
@@ -349,17 +350,7 @@ int luaopen_csms_core(lua_State *L) {
                                    {"sha256_hex", l_sha256_hex}, {"blob_header", l_blob_header},
                                    {"sleep", l_sleep},           {"random", l_random},
                                    {"monotonic", l_monotonic},   {NULL, NULL}};
-  if (luaL_newmetatable(L, SIGNER_MT)) {
-    lua_pushcfunction(L, signer_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, signer_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, signer_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, "locked");
-    lua_setfield(L, -2, "__metatable");
-  }
-  lua_pop(L, 1);
+  csms_new_class(L, SIGNER_MT, NULL, signer_gc, signer_tostring);
   luaL_newlib(L, funcs);
   static const luaL_Reg sign_funcs[] = {{"sign", l_sign}, {"sign_request", l_sign_request},
                                         {NULL, NULL}};

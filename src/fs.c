@@ -17,6 +17,7 @@
 #include <lua.h>
 
 #include "fs.h"
+#include "lua_class.h"
 
 static int fail(lua_State *L, const char *what, const char *path, int err) {
   lua_pushnil(L);
@@ -236,19 +237,8 @@ static int lock_tostring(lua_State *L) {
 }
 
 void csms_open_fs(lua_State *L) {
-  if (luaL_newmetatable(L, LOCK_MT)) {
-    lua_newtable(L);
-    lua_pushcfunction(L, lock_release);
-    lua_setfield(L, -2, "unlock");
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, lock_release);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, lock_release);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, lock_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg lock_methods[] = {{"unlock", lock_release}, {NULL, NULL}};
+  csms_new_class(L, LOCK_MT, lock_methods, lock_release, lock_tostring);
   static const luaL_Reg funcs[] = {{"write_atomic", l_write_atomic},
                                    {"write_new", l_write_new},
                                    {"syncfs", l_syncfs},

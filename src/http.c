@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "compat.h"
+#include "lua_class.h"
 
 #define HTTP_MT "csms.http"
 #define MAX_HEADER_BYTES (64 * 1024) /* all response header lines together */
@@ -436,17 +437,7 @@ int csms_open_http(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"submit", http_submit}, {"wait", http_wait},   {"pending", http_pending},
       {"close", http_close},   {NULL, NULL}};
-  if (luaL_newmetatable(L, HTTP_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, http_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, http_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, http_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  csms_new_class(L, HTTP_MT, methods, http_close, http_tostring);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   lua_pushcfunction(L, http_new);
   return 1;
