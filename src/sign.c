@@ -267,18 +267,13 @@ static void to_hex(const unsigned char *d, size_t n, char *out) {
 }
 
 /* SHA256_Final cleanses the context's data block itself. */
-static void sha256_hex(const void *p, size_t n, char out[65]) {
+void csms_sha256_hex(const void *p, size_t n, char out[65]) {
   unsigned char d[32];
   SHA256_CTX c;
   SHA256_Init(&c);
   SHA256_Update(&c, p, n);
   SHA256_Final(d, &c);
   to_hex(d, 32, out);
-}
-
-int csms_sha256_hex(const void *p, size_t n, char out[65]) {
-  sha256_hex(p, n, out);
-  return 0;
 }
 
 void csms_format_date(time_t t, char out[17]) {
@@ -584,7 +579,7 @@ int csms_sign(csms_signer_t *s, slice_t method, const csms_url_t *url, const csm
     if (body.n == 0) {
       memcpy(bh, EMPTY_SHA256, 64);
     } else {
-      sha256_hex(body.p, body.n, bh);
+      csms_sha256_hex(body.p, body.n, bh);
     }
     if (buf_add(creq, bh, 64)) return -1;
   }
@@ -596,7 +591,7 @@ int csms_sign(csms_signer_t *s, slice_t method, const csms_url_t *url, const csm
   memcpy(sts + stsn, date.p, date.n);
   stsn += date.n;
   sts[stsn++] = '\n';
-  sha256_hex(creq->p, creq->n, sts + stsn);
+  csms_sha256_hex(creq->p, creq->n, sts + stsn);
   stsn += 64;
   hmac_hex(s, sts, stsn, sig);
 

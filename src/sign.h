@@ -38,14 +38,15 @@ int csms_canonical_query(buf_t *out, const char *q, size_t n);
 int csms_uri_encode(buf_t *out, const char *s, size_t n);
 
 /* Lower-case hex of SHA-256(p). out must hold 65 bytes; it is NUL-terminated. */
-int csms_sha256_hex(const void *p, size_t n, char out[65]);
+void csms_sha256_hex(const void *p, size_t n, char out[65]);
 
 /* Formats t as X-Sdk-Date: YYYYMMDDTHHMMSSZ (UTC), NUL-terminated in out[17]. */
 void csms_format_date(time_t t, char out[17]);
 
 typedef struct csms_signer csms_signer_t;
 
-/* The SK's HMAC key schedule is computed once here; the SK bytes are not kept elsewhere. */
+/* The SK's HMAC key schedule is computed once here; the SK bytes are not kept elsewhere.
+ * NULL only when memory runs out. */
 csms_signer_t *csms_signer_new(const char *ak, size_t ak_len, const char *sk, size_t sk_len);
 void csms_signer_free(csms_signer_t *s);
 
