@@ -8,14 +8,11 @@
 -- Memory: peak RSS of a whole-project backup of 500 vs 5,000 secrets, each in a fresh child
 -- process (target: the ratio within 2x). --quick: 100 secrets at 1 and 16; 200 vs 1,000.
 local JIT = rawget(_G, "jit")
-package.path = "./lua/?.lua;./lua/?/init.lua;./?.lua;" .. package.path
-package.cpath = "./build/" .. (JIT and "luajit" or "lua54") .. "/?.so;" .. package.cpath
+local common = dofile("bench/common.lua")
 
 local csms = require "csms"
 local batch = require "csms.batch"
 local core = require "csms.core"
-
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 local function interpreter()
   local i = -1
@@ -72,13 +69,7 @@ end
 
 local emulator = require "spec.support.emulator"
 local ejson = require "csms.emulator.json"
-
-local function read_cmd(cmd)
-  local p = io.popen(cmd)
-  local s = p:read("*a")
-  p:close()
-  return s
-end
+local shell_quote, read_cmd = emulator.shell_quote, common.read_cmd
 
 local function machine()
   local nproc = read_cmd("nproc 2>/dev/null"):gsub("%s+$", "")

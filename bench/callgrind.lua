@@ -16,9 +16,7 @@
 -- marginal self cost per call, (self(2N) - self(N)) / N, from callgrind_annotate of both files.
 -- With BASE_N and BASE_2N (another workload, same N) it prints what this one costs more than
 -- that one, per call and per function.
-local JIT = rawget(_G, "jit")
-package.path = "./lua/?.lua;./lua/?/init.lua;./?.lua;" .. package.path
-package.cpath = "./build/" .. (JIT and "luajit" or "lua54") .. "/?.so;" .. package.cpath
+dofile("bench/common.lua")
 
 local csms = require "csms"
 local core = require "csms.core"

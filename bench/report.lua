@@ -41,14 +41,7 @@ for line in io.lines(raw_path) do
   end
 end
 
-local function median(t)
-  if not t or #t == 0 then return nil end
-  local c = {}
-  for i, v in ipairs(t) do c[i] = v end
-  table.sort(c)
-  local n = #c
-  return n % 2 == 1 and c[(n + 1) / 2] or (c[n / 2] + c[n / 2 + 1]) / 2
-end
+local median = dofile("bench/common.lua").median
 local rounds = 0
 for _, x in pairs(sign) do
   x.n = #x.rates

@@ -19,8 +19,7 @@
 -- Prints one line per part: "roundtrip <part> <median requests/s> <new connections> <emulator CPU
 -- us per request> <requests in the emulator CPU window> <client CPU us per request, -1 unknown>".
 local JIT = rawget(_G, "jit")
-package.path = "./lua/?.lua;./lua/?/init.lua;./?.lua;" .. package.path
-package.cpath = "./build/" .. (JIT and "luajit" or "lua54") .. "/?.so;" .. package.cpath
+local common = dofile("bench/common.lua")
 
 local csms = require "csms"
 local core = require "csms.core"
@@ -48,20 +47,7 @@ do
 end
 curl_n = curl_n or math.max(50, math.floor(iters / 10))
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read_cmd(cmd)
-  local p = io.popen(cmd)
-  local s = p:read("*a")
-  p:close()
-  return s
-end
-
-local function median(t)
-  table.sort(t)
-  local n = #t
-  return n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
-end
+local shell_quote, read_cmd, median = emulator.shell_quote, common.read_cmd, common.median
 
 local CLK_TCK = tonumber(read_cmd("getconf CLK_TCK 2>/dev/null"):match("%d+")) or 100
 

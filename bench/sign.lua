@@ -20,9 +20,7 @@
 --             and URL, i.e. everything a client does before handing a request to libcurl
 -- Each is warmed up (one discarded run), then timed over R runs of N signatures; prints one line
 -- per pair: "sign <way> <request> <median signatures/s> <canonical request bytes> <body bytes>".
-local JIT = rawget(_G, "jit")
-package.path = "./lua/?.lua;./lua/?/init.lua;./?.lua;" .. package.path
-package.cpath = "./build/" .. (JIT and "luajit" or "lua54") .. "/?.so;" .. package.cpath
+local common = dofile("bench/common.lua")
 
 local csms = require "csms"
 local core = require "csms.core"
@@ -132,11 +130,6 @@ end
 
 -- ---------------------------------------------------------------- timing
 
-local function median(t)
-  table.sort(t)
-  local n = #t
-  return n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
-end
 
 -- fn(n) signs n times; returns the median signatures/s of `runs` timed runs after a warm-up.
 local function measure(fn)
@@ -148,7 +141,7 @@ local function measure(fn)
     fn(iters)
     rates[r] = iters / (core.monotonic() - t0)
   end
-  return median(rates)
+  return common.median(rates)
 end
 
 local creds = { ak = AK, sk = SK }
