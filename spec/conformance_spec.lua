@@ -1,13 +1,14 @@
 -- csms.sign against the official Huawei Cloud Node.js signer (npm @huaweicloud/huaweicloud-sdk-core,
 -- AKSKSigner.sign) on generated requests: methods, hosts with and without ports, paths with
 -- unicode and sub-delimiters, queries with repeated and unicode keys, JSON bodies, extra headers,
--- security tokens and dates. Only requests where the SDKs agree are generated (see signing.md):
+-- security tokens and dates. Only requests where the SDKs agree are generated (see docs/signing.md):
 -- no surrounding spaces in header values, no pre-encoded paths, no '_' in header names.
 local csms = require "csms"
 local cjson = require "cjson"
 
+local node_sign = require("spec.support.node_signer").sign
+
 local N = 1000
-local NODE_DIR = "spec/support/node"
 
 -- Park-Miller, exact in doubles: the same sequence under Lua 5.4 and LuaJIT.
 local seed = 20261123
@@ -68,22 +69,6 @@ local function generate(i)
     ak = "AK" .. str({ "A", "B", "C", "7" }, 8, 20), sk = str(VALUE_CHARS, 10, 100),
     token = token,
   }
-end
-
-local function node_sign(cases)
-  local input, output = os.tmpname(), os.tmpname()
-  local f = assert(io.open(input, "w"))
-  f:write(cjson.encode(cases))
-  f:close()
-  local ok = os.execute(("node %s/sign.js < %s > %s"):format(NODE_DIR, input, output))
-  f = assert(io.open(output, "r"))
-  local text = f:read("a")
-  f:close()
-  os.remove(input)
-  os.remove(output)
-  assert(ok == true or ok == 0, "node sign.js failed: run `npm install --prefix spec/support/node` (the "
-    .. "test setup does); output: " .. text:sub(1, 300))
-  return cjson.decode(text)
 end
 
 describe("csms.sign conformance with the official Node.js signer", function()
