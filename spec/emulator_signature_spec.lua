@@ -1,5 +1,5 @@
 -- The emulator's own verifier (lua/csms/emulator/signature.lua, crypto through LuaJIT's FFI) on
--- the official SDK test vectors (docs: /work/shared/reference/signing.md). It needs LuaJIT's FFI,
+-- the official SDK test vectors (docs/signing.md). It needs LuaJIT's FFI,
 -- so the vectors run in a `luajit` child process whichever interpreter runs busted.
 local emulator = require "spec.support.emulator"
 

@@ -1,4 +1,4 @@
--- csms.sign: the official vectors from shared/reference/signing.md, then the gateway's rules
+-- csms.sign: the official vectors of docs/signing.md, then the gateway's rules
 -- one by one (each case here is one a plausible bug gets wrong).
 local csms = require "csms"
 

@@ -1,4 +1,4 @@
--- SDK-HMAC-SHA256 verification, written from the algorithm (docs: /work/shared/reference/signing.md),
+-- SDK-HMAC-SHA256 verification, written from the algorithm (docs/signing.md),
 -- independently of the client's signer. Pure functions over the raw request; the caller supplies
 -- the hash / HMAC primitives (csms.emulator.crypto).
 local crypto = require "csms.emulator.crypto"
