@@ -2,7 +2,8 @@
 -- socket.http (http.lua). Part of the spec support files listed in spec/support/shell.lua.
 -- M.methods become methods of the emulator object emulator.start returns:
 --   e:admin(method, path, body)  -> status, decoded body (the raw body when not JSON); nil, err
---   e:config{...}  e:reset()  e:stats()  e:health()  e:dump() (the secrets)  e:fail_next{...}
+--   e:config{...}  e:reset()  e:stats()  e:reset_stats()  e:health()  e:dump() (the secrets)
+--   e:fail_next{...}
 --   e:create_secret(name, { "v1 value", "v2 value" }, { description = ... })
 -- All but e:admin raise (at the caller's line) unless the emulator answers 200.
 local json = require "csms.emulator.json"
@@ -35,6 +36,7 @@ end
 function E.config(e, settings) return admin_ok(e, "POST", "/__emulator/config", settings) end
 function E.reset(e) return admin_ok(e, "POST", "/__emulator/reset", {}) end
 function E.stats(e) return admin_ok(e, "GET", "/__emulator/stats") end
+function E.reset_stats(e) return admin_ok(e, "POST", "/__emulator/stats/reset", {}) end
 function E.health(e) return admin_ok(e, "GET", "/__emulator/health") end
 function E.dump(e) return admin_ok(e, "GET", "/__emulator/secrets").secrets end
 

@@ -12,7 +12,8 @@
 --   local emulator = require "spec.support.emulator"
 --   local e = emulator.start{ latency_ms = 0, tls = nil, args = { "--throttle", "5" } }
 --   e.endpoint, e.port, e.project_id, e.ak, e.sk, e.token, e.prefix, e.pid
---   e:config{...}; e:reset(); e:fail_next{ {kind=..., op=...} }; e:stats(); e:stop()
+--   e:config{...}; e:reset(); e:fail_next{ {kind=..., op=...} }; e:stats(); e:reset_stats()
+--   e:stop()
 --   e:create_secret(name, { "v1 value", "v2 value" }, { description = ... })
 --   e:request{ method=, path=, query={{k,v},...}, raw_query=, headers={}, body=string|table,
 --              sign = "node" | "token" | false, ak=, sk=, date= }  -> status, headers, body, json

@@ -9,6 +9,7 @@ local signature = require "csms.emulator.signature"
 local store = require "csms.emulator.store"
 local blob = require "csms.emulator.blob"
 local faults = require "csms.emulator.faults"
+local throttle = require "csms.emulator.throttle"
 
 local array, null = json.array, json.null
 local floor = math.floor
@@ -34,7 +35,8 @@ local config = {}     -- runtime configuration (POST /__emulator/config)
 local master = {}     -- { key = 32 bytes, kid = string }
 local stats
 local lockouts = {}   -- ak -> { fails = n, locked_until = seconds }
-local throttle_window = { second = 0, count = 0 }
+local limiter         -- throttle.new(...) over config.throttle_rps and config.throttle
+local MAX_ARRIVALS = 20000
 
 local function default_config()
   return {
@@ -42,16 +44,46 @@ local function default_config()
     fault_rate = settings.fault_rate or 0,
     faults = settings.faults or faults.DEFAULT_KINDS, fault_ops = nil,
     retry_after = 1, throttle_rps = settings.throttle_rps or 0, lockout = true,
-    clock_skew_s = 0, metadata_ttl_s = 3600,
+    clock_skew_s = 0, metadata_ttl_s = 3600, throttle = settings.throttle or {},
   }
 end
 
+--- The limiter for the current config: throttle_rps as a fixed-window rule (Retry-After:
+--- retry_after), then the throttle rules; every rule starts with fresh state.
+local function new_limiter()
+  local rules = {}
+  if (config.throttle_rps or 0) > 0 then
+    rules[1] = { model = "fixed", rate = config.throttle_rps, retry_after = config.retry_after }
+  end
+  for _, r in ipairs(config.throttle or {}) do rules[#rules + 1] = r end
+  limiter = throttle.new(rules)
+end
+
 local function reset_stats()
-  local requests = {}
-  for _, op in ipairs(M.OPS) do requests[op] = 0 end
+  local requests, throttled_by_op = {}, {}
+  for _, op in ipairs(M.OPS) do requests[op], throttled_by_op[op] = 0, 0 end
   requests.unknown = 0
   stats = { requests = requests, total = 0, auth_failures = 0, faults = 0, throttled = 0,
-            admin = 0, metadata = 0 }
+            throttled_by_op = throttled_by_op, admin = 0, metadata = 0,
+            arrivals = { count = 0 } }
+end
+
+--- Records an API request's arrival (ring of the last MAX_ARRIVALS).
+local function record_arrival(t, op, was_throttled)
+  local a = stats.arrivals
+  a[a.count % MAX_ARRIVALS + 1] = { t = t, op = op, throttled = was_throttled }
+  a.count = a.count + 1
+end
+
+--- The stats as JSON: arrivals oldest first.
+local function public_stats()
+  local out = {}
+  for k, v in pairs(stats) do out[k] = v end
+  local a, list = stats.arrivals, array({})
+  local n = math.min(a.count, MAX_ARRIVALS)
+  for i = 1, n do list[i] = a[(a.count - n + i - 1) % MAX_ARRIVALS + 1] end
+  out.arrivals = list
+  return out
 end
 
 --- The emulator's clock (seconds, with ms), shifted by clock_skew_s.
@@ -120,7 +152,18 @@ function M.init(settings_path)
   settings.ak = settings.ak or "EMULATORAK0000000001"
   settings.sk = settings.sk or "emulator-sk-0123456789abcdefghijklmnopqrstuv"
   settings.token = settings.token or "emulator-iam-token"
+  local rules = {}
+  for i, text in ipairs(settings.throttle_rules or {}) do
+    local doc, jerr = json.decode(text)
+    local list, terr = throttle.check(doc or text, KNOWN_OP)
+    if not list then
+      error("--throttle-rule " .. i .. ": " .. (doc and terr or ("not JSON: " .. tostring(jerr))))
+    end
+    for _, r in ipairs(list) do rules[#rules + 1] = r end
+  end
+  settings.throttle, settings.throttle_rules = rules, nil
   config = default_config()
+  new_limiter()
   reset_stats()
   store.init({ state_dir = settings.state_dir, now_ms = now_ms })
   load_master_key()
@@ -501,14 +544,18 @@ local function route(method, segs)
   return nil
 end
 
-local function throttled()
-  local rps = config.throttle_rps or 0
-  local sec = floor(ngx.now())
-  if throttle_window.second ~= sec then
-    throttle_window.second, throttle_window.count = sec, 0
-  end
-  throttle_window.count = throttle_window.count + 1
-  return rps > 0 and throttle_window.count > rps
+--- Throttles an API request of op: nil when admitted, else the 429's status, kind, body, headers.
+local function throttled(ctx, op)
+  ngx.update_time()
+  local t = floor(ngx.now() * 1000)
+  local rule, wait = limiter:admit(op, t)
+  record_arrival(t, op, rule ~= nil)
+  if not rule then return nil end
+  stats.throttled = stats.throttled + 1
+  stats.throttled_by_op[op] = stats.throttled_by_op[op] + 1
+  local ra = throttle.retry_after(rule, wait)
+  return apig_error(ctx, 429, "APIG.0308", throttle.message(rule),
+    ra and { ["Retry-After"] = ra } or nil)
 end
 
 local function api(ctx)
@@ -520,11 +567,8 @@ local function api(ctx)
       "The API does not exist or has not been published in the environment."))
   end
   stats.requests[op] = stats.requests[op] + 1
-  if throttled() then
-    stats.throttled = stats.throttled + 1
-    return send(apig_error(ctx, 429, "APIG.0308", "The request is throttled.",
-      { ["Retry-After"] = tostring(config.retry_after or 1) }))
-  end
+  local tstatus, tkind, tbody, theaders = throttled(ctx, op)
+  if tstatus then return send(tstatus, tkind, tbody, theaders) end
   local delay = (config.latency_ms or 0) + (config.latency_jitter_ms or 0) * math.random()
   if delay > 0 then ngx.sleep(delay / 1000) end
 
@@ -564,7 +608,7 @@ end
 local CONFIG_TYPES = {
   latency_ms = "number", latency_jitter_ms = "number", fault_rate = "number", faults = "table",
   fault_ops = "table", retry_after = "number", throttle_rps = "number", lockout = "boolean",
-  clock_skew_s = "number", metadata_ttl_s = "number",
+  clock_skew_s = "number", metadata_ttl_s = "number", throttle = "table",
 }
 
 local function apply_config(doc)
@@ -573,7 +617,11 @@ local function apply_config(doc)
     if not t then return nil, "unknown setting " .. tostring(k) end
     if v ~= null and type(v) ~= t then return nil, k .. " must be a " .. t end
     if v == null then
-      if k ~= "fault_ops" then return nil, k .. " cannot be null" end
+      if k ~= "fault_ops" and k ~= "throttle" then return nil, k .. " cannot be null" end
+    elseif k == "throttle" then
+      local rules, terr = throttle.check(v, KNOWN_OP)
+      if not rules then return nil, terr end
+      doc.throttle = rules
     elseif k == "faults" then
       for _, kind in ipairs(v) do
         if not faults.KINDS[kind] then return nil, "unknown fault kind " .. tostring(kind) end
@@ -590,6 +638,7 @@ local function apply_config(doc)
   for k, v in pairs(doc) do
     if v == null then config[k] = nil else config[k] = v end
   end
+  if doc.throttle ~= nil or doc.throttle_rps or doc.retry_after then new_limiter() end
   return true
 end
 
@@ -598,6 +647,7 @@ local function public_config()
   for k in pairs(CONFIG_TYPES) do c[k] = config[k] end
   c.faults = array({ unpack(config.faults or {}) })
   c.fault_ops = config.fault_ops and array({ unpack(config.fault_ops) }) or null
+  c.throttle = array({ unpack(config.throttle or {}) })
   c.pending_faults = faults.pending()
   return c
 end
@@ -632,7 +682,7 @@ local function admin(ctx)
     faults.reset()
     config = default_config()
     lockouts = {}
-    throttle_window = { second = 0, count = 0 }
+    new_limiter()
     reset_stats()
     return send(200, "json", { ok = true })
   elseif what == "config" and method == "POST" then
@@ -658,7 +708,10 @@ local function admin(ctx)
     faults.push(doc)
     return send(200, "json", { ok = true, pending = faults.pending() })
   elseif what == "stats" and method == "GET" then
-    return send(200, "json", stats)
+    return send(200, "json", public_stats())
+  elseif what == "stats/reset" and method == "POST" then
+    reset_stats()
+    return send(200, "json", { ok = true })
   elseif what == "seed" and method == "POST" then
     local doc, err = admin_json_body()
     if not doc then return admin_error(400, err) end
