@@ -7,8 +7,6 @@ M.KINDS = {
   drop_after_apply = true, ["504_after_apply"] = true, ["500_after_apply"] = true,
 }
 
-M.DEFAULT_KINDS = { "500", "502html", "503", "504", "429", "drop", "500nested" }
-
 local queue = {}
 
 function M.reset()

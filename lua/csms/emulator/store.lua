@@ -2,6 +2,8 @@
 -- a state directory (state.json, written to a temporary file then renamed, after every mutation).
 local json = require "csms.emulator.json"
 local crypto = require "csms.emulator.crypto"
+local files = require "csms.emulator.files"
+local limits = require "csms.emulator.limits"
 
 local array, null = json.array, json.null
 local format = string.format
@@ -9,16 +11,10 @@ local format = string.format
 local M = {}
 
 M.DEFAULT_KMS_KEY_ID = "7f3c6a52-2c4e-4e0b-9d1f-0e5a6b7c8d9e"
-M.NAME_PATTERN = "^[a-zA-Z0-9_-]+$"
 
 local secrets = {}        -- name -> record
 local state_file          -- path or nil
 local now_ms = function() return math.floor(os.time() * 1000) end
-
---- Valid secret name? (^[a-zA-Z0-9_-]{1,64}$)
-function M.valid_name(name)
-  return type(name) == "string" and #name >= 1 and #name <= 64 and name:find(M.NAME_PATTERN) ~= nil
-end
 
 function M.uuid()
   local b = { crypto.random(16):byte(1, 16) }
@@ -27,29 +23,6 @@ function M.uuid()
   return format("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
     b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
     b[15], b[16])
-end
-
--- Files -------------------------------------------------------------------------------------
-
-function M.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("*a")
-  f:close()
-  return data
-end
-
---- Writes content to path through a temporary file and a rename; mode (e.g. 384 = 0600) optional.
-function M.write_file_atomic(path, content, mode)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then return nil, err end
-  if mode then crypto.chmod(tmp, mode) end
-  f:write(content)
-  f:close()
-  local ok, rerr = os.rename(tmp, path)
-  if not ok then return nil, rerr end
-  return true
 end
 
 -- Records -----------------------------------------------------------------------------------
@@ -70,7 +43,7 @@ end
 --- Brings a decoded record (from a blob, the state file or a seed) to the in-memory shape:
 --- arrays marked, absent fields filled. Returns the record or nil and a reason.
 function M.normalise(r)
-  if type(r) ~= "table" or not M.valid_name(r.name) then return nil, "bad secret record" end
+  if type(r) ~= "table" or not limits.valid_name(r.name) then return nil, "bad secret record" end
   if type(r.versions) ~= "table" or #r.versions == 0 then return nil, "secret has no versions" end
   local out = {
     id = orv(r.id, M.uuid()), name = r.name, state = orv(r.state, "ENABLED"),
@@ -138,14 +111,14 @@ end
 
 function M.save()
   if not state_file then return true end
-  local ok, err = M.write_file_atomic(state_file,
+  local ok, err = files.write_atomic(state_file,
     json.encode({ format = 1, secrets = M.snapshot() }), 384)
   if not ok and ngx then ngx.log(ngx.ERR, "cannot write ", state_file, ": ", err) end
   return ok, err
 end
 
 local function load_state()
-  local data = M.read_file(state_file)
+  local data = files.read(state_file)
   if not data then return end
   local doc, err = json.decode(data)
   if type(doc) ~= "table" or type(doc.secrets) ~= "table" then
