@@ -215,7 +215,7 @@ end)
 describe("csms emulator launcher", function()
   it("prints the endpoint, project id and credentials it accepts, and honours them", function()
     local e = emulator.start{ args = { "--project-id", "0123456789abcdef0123456789abcdef",
-      "--ak", "MYAK1234567890123456", "--sk", "my-sk", "--token", "my-token" } }
+      "--ak", "MYAK1234567890123456" }, sk = "my-sk", token = "my-token" }
     local ok, err = pcall(function()
       assert.matches("^endpoint=http://127%.0%.0%.1:%d+$", e.output:match("endpoint=[^\n]*"))
       assert.are.equal("0123456789abcdef0123456789abcdef", e.project_id)
@@ -232,6 +232,53 @@ describe("csms emulator launcher", function()
     end)
     e:stop()
     assert(ok, err)
+  end)
+
+  it("prints the defaults of lua/csms/emulator/defaults.lua when given none", function()
+    local defaults = dofile(emulator.root .. "/lua/csms/emulator/defaults.lua")
+    local e = emulator.start{}
+    e:stop()
+    assert.are.same({ defaults.project_id, defaults.ak, defaults.sk, defaults.token },
+      { e.project_id, e.ak, e.sk, e.token })
+    local p = io.popen(q(emulator.launcher) .. " --help")
+    local out = p:read("*a")
+    p:close()
+    assert.matches("(default " .. defaults.port .. ";", out, 1, true)
+    assert.matches("(default " .. defaults.host .. ")", out, 1, true)
+  end)
+
+  it("takes the SK and token from files or the environment, never from its command line", function()
+    for _, opt in ipairs({ "--sk", "--token" }) do
+      local ok, out = emulator.run(q(emulator.launcher) .. " " .. opt .. " leaked-on-ps")
+      assert.is_false(ok)
+      assert.matches(opt .. "-file FILE", out, 1, true)
+      assert.matches("$CSMS_EMULATOR_" .. opt:sub(3):upper(), out, 1, true)
+      assert.is_nil(out:find("Usage"))
+    end
+    local SK, TOKEN = "SK-ENV-CANARY-51f0", "TOKEN-ENV-CANARY-2b7d"
+    local port = emulator.free_port()
+    local ok, out = emulator.run("CSMS_EMULATOR_SK=" .. SK .. " CSMS_EMULATOR_TOKEN=" .. TOKEN .. " " ..
+      q(emulator.launcher) .. " --background --port " .. port)
+    assert(ok, out)
+    local pid = out:match("pid=(%d+)")
+    local _, ps = emulator.run("ps -eo args")
+    sh("kill -TERM " .. pid)
+    assert.matches("sk=" .. SK, out, 1, true)
+    assert.matches("token=" .. TOKEN, out, 1, true)
+    assert.is_nil(ps:find(SK, 1, true))
+    assert.is_nil(ps:find(TOKEN, 1, true))
+    -- and from files (the spec helper's way), the file's first line
+    local e = emulator.start{ sk = "SK-FILE-CANARY-9c3e", token = "TOKEN-FILE-CANARY-a41d" }
+    _, ps = emulator.run("ps -eo args")
+    local st = e:request{ method = "GET", path = e:api("/secrets"), sign = "node" }
+    local st2 = e:request{ method = "GET", path = e:api("/secrets"), sign = "token" }
+    e:stop()
+    assert.are.same({ "SK-FILE-CANARY-9c3e", "TOKEN-FILE-CANARY-a41d" }, { e.sk, e.token })
+    assert.are.same({ 200, 200 }, { st, st2 })
+    assert.is_nil(ps:find("FILE-CANARY", 1, true))
+    ok, out = emulator.run(q(emulator.launcher) .. " --sk-file /nonexistent/sk")
+    assert.is_false(ok)
+    assert.matches("cannot read --sk-file /nonexistent/sk", out, 1, true)
   end)
 
   it("prints --help and refuses unknown options", function()

@@ -81,7 +81,7 @@ end
 
 local e, tmp
 setup(function()
-  e = emulator.start { args = { "--token", AUTH } }
+  e = emulator.start { token = AUTH }
   tmp = rawserver.tmpdir()
 end)
 teardown(function()

@@ -63,13 +63,33 @@ local function make_certificate()
   return { cert = dir .. "/cert.pem", key = dir .. "/key.pem", dir = dir }
 end
 
+-- Writes the secrets in opts (sk, token) to 0600 temporary files and adds --sk-file /
+-- --token-file to args (never the secrets themselves: ps shows a command line to every user).
+-- Returns the files, to remove once the launcher has read them.
+local function secret_files(opts, args)
+  local files = {}
+  for _, k in ipairs({ "sk", "token" }) do
+    if opts[k] then
+      local path = shell.tmpname() -- mktemp: 0600
+      local f = assert(io.open(path, "wb"))
+      f:write(opts[k], "\n")
+      f:close()
+      files[#files + 1] = path
+      args[#args + 1] = "--" .. k .. "-file"; args[#args + 1] = path
+    end
+  end
+  return files
+end
+
 --- opts: latency_ms, tls (true: a self-signed certificate made here, or {cert=, key=}),
---- args (extra CLI flags), port, state_dir, seed, watch (default true: the emulator stops when
---- this Lua process exits, even without e:stop()).
+--- args (extra CLI flags), port, state_dir, seed, sk and token (see secret_files), watch
+--- (default true: the emulator stops when this Lua process exits, even without e:stop()).
 function M.start(opts)
   opts = opts or {}
   local args = {}
   for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
+  local secrets = secret_files(opts, args)
+  local function forget_secrets() for _, path in ipairs(secrets) do os.remove(path) end end
   if opts.latency_ms then
     args[#args + 1] = "--latency"; args[#args + 1] = tostring(opts.latency_ms)
   end
@@ -105,6 +125,7 @@ function M.start(opts)
     local info = {}
     for k, v in output:gmatch("([%w_]+)=([^\n]*)") do info[k] = v end
     if info.pid and info.endpoint then
+      forget_secrets()
       local e = setmetatable({
         endpoint = info.endpoint, port = port, project_id = info.project_id, ak = info.ak,
         sk = info.sk, token = info.token, prefix = info.prefix, pid = tonumber(info.pid),
@@ -125,6 +146,7 @@ function M.start(opts)
     end
     if opts.port or not output:find("Address already in use", 1, true) then break end
   end
+  forget_secrets()
   if tls and tls.dir then sh("rm -rf " .. q(tls.dir)) end
   error("could not start the emulator:\n" .. tostring(last_output))
 end
