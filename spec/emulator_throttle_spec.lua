@@ -72,6 +72,15 @@ local function drive(send, pause, stop)
   return answers
 end
 
+-- drive's stop for "after this many seconds" (of sending: pacing only, nothing is asserted on it)
+local function for_seconds(seconds)
+  local first
+  return function()
+    first = first or socket.gettime()
+    return socket.gettime() - first > seconds
+  end
+end
+
 -- Checks every answer and every arrival against the replay; returns the arrivals and replay.
 local function check_against_replay(e, rules, answers)
   local arrivals = e:stats().arrivals
@@ -126,11 +135,7 @@ describe("csms emulator throttling", function()
   it("fixed window: the first `rate` requests of each wall-clock second, no Retry-After", function()
     local rules = { { model = "fixed", rate = 4 } }
     e:config{ throttle = rules[1] }
-    local first
-    local answers = drive(list, 0.01, function()
-      first = first or socket.gettime()
-      return socket.gettime() - first > 2.2
-    end)
+    local answers = drive(list, 0.01, for_seconds(2.2))
     local arrivals = check_against_replay(e, rules, answers)
     local seconds = 0
     for _, p in pairs(admitted_per_second(arrivals)) do
@@ -150,11 +155,7 @@ describe("csms emulator throttling", function()
     local rules = { { model = "sliding", rate = 5 } }
     e:config{ throttle = { rules[1] } }
     mid_second()
-    local first
-    local answers = drive(list, 0.02, function()
-      first = first or socket.gettime()
-      return socket.gettime() - first > 2.2
-    end)
+    local answers = drive(list, 0.02, for_seconds(2.2))
     local arrivals = check_against_replay(e, rules, answers)
     for i, a in ipairs(arrivals) do
       if not a.throttled then
@@ -175,12 +176,12 @@ describe("csms emulator throttling", function()
   it("token bucket: a burst above the rate, then the rate; Retry-After computed", function()
     local rules = { { model = "bucket", rate = 5, burst = 10, retry_after = true } }
     e:config{ throttle = rules }
-    local first
+    local enough = for_seconds(1.5)
     local answers = drive(list, 0, function(n)
-      first = first or socket.gettime()
+      local stop = enough()
       if n < 14 then return false end
       socket.sleep(0.02)
-      return socket.gettime() - first > 1.5
+      return stop
     end)
     local _, expect = check_against_replay(e, rules, answers)
     for k = 1, 10 do assert.are.equal(200, answers[k].status, "burst request " .. k) end
@@ -345,5 +346,70 @@ describe("csms emulator --throttle-rule", function()
     ok, err = pcall(emulator.start, { args = { "--throttle-rule", "{nope" } })
     assert.is_false(ok)
     assert.matches("not JSON", tostring(err), 1, true)
+  end)
+end)
+
+describe("csms.emulator.throttle on a made-up clock", function()
+  local throttle = require "csms.emulator.throttle"
+  local KNOWN = { list = true, backup = true }
+
+  local function limiter(v)
+    return throttle.new(assert(throttle.check(v, KNOWN)))
+  end
+
+  -- admits(l, op, times) -> list of true (admitted) / wait ms (refused)
+  local function run(l, op, times)
+    local out = {}
+    for i, t in ipairs(times) do
+      local rule, wait = l:admit(op, t)
+      out[i] = rule == nil or wait
+    end
+    return out
+  end
+
+  it("fixed: the window is the wall-clock second, its edge exact", function()
+    local l = limiter({ model = "fixed", rate = 2 })
+    assert.are.same({ true, true, 1, true, true, 1000 }, run(l, "list", { 1999, 1999, 1999, 2000, 2000, 2000 }))
+  end)
+
+  it("sliding: room again exactly 1000 ms after the oldest admitted", function()
+    local l = limiter({ model = "sliding", rate = 2 })
+    assert.are.same({ true, true, 500, 1, true, 400, true },
+      run(l, "list", { 1500, 1900, 2000, 2499, 2500, 2500, 2900 }))
+  end)
+
+  it("bucket: burst first, then one per 1000/rate ms; refusals cost nothing", function()
+    local l = limiter({ model = "bucket", rate = 4, burst = 3 })
+    assert.are.same({ true, true, true, 250, 125, true, 250 },
+      run(l, "list", { 0, 0, 0, 0, 125, 250, 250 }))
+    assert.are.same({ true, true, true, 250 }, run(l, "list", { 10000, 10000, 10000, 10000 }))
+  end)
+
+  it("per op: a rule with an op neither counts nor limits the others", function()
+    local l = limiter({ { model = "fixed", rate = 1, op = "backup" }, { model = "fixed", rate = 3 } })
+    assert.are.same({ true, true, true, 1000 }, run(l, "list", { 0, 0, 0, 0 }))
+    assert.are.same({ 1000 }, run(l, "backup", { 0 })) -- the global window is full
+    l = limiter({ { model = "fixed", rate = 1, op = "backup" }, { model = "fixed", rate = 3 } })
+    assert.are.same({ true, 1000 }, run(l, "backup", { 0, 0 }))
+    assert.are.same({ true, true, 1000 }, run(l, "list", { 0, 0, 0 }))
+  end)
+
+  it("waits for every refusing rule; Retry-After rounds that up, at least 1", function()
+    local l = limiter({ { model = "fixed", rate = 1, retry_after = true },
+                        { model = "bucket", rate = 0.25, retry_after = 9 } })
+    assert.is_nil((l:admit("list", 0)))
+    local rule, wait = l:admit("list", 500) -- the window has 500 ms to go, the bucket 3500
+    assert.are.equal("fixed", rule.model)
+    assert.are.equal(3500, wait)
+    assert.are.equal("4", throttle.retry_after(rule, wait))
+    rule, wait = l:admit("list", 1000)      -- a new second: only the bucket refuses
+    assert.are.equal("bucket", rule.model)
+    assert.are.equal(3000, wait)
+    assert.are.equal("9", throttle.retry_after(rule, wait))
+    assert.are.equal("1", throttle.retry_after({ retry_after = true }, 1))
+    assert.are.equal("9", throttle.retry_after({ retry_after = 9 }, 1))
+    assert.is_nil(throttle.retry_after({ retry_after = false }, 1))
+    assert.are.equal("The throttling threshold has been reached: policy user over ratelimit,"
+      .. "limit:0.25,time:1 second", throttle.message({ rate = 0.25 }))
   end)
 end)
