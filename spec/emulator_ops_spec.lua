@@ -3,6 +3,7 @@
 -- SIGTERM).
 local emulator = require "spec.support.emulator"
 local json = require "csms.emulator.json"
+local defaults = require "csms.emulator.defaults"
 
 local JSON_CT = "application/json;charset=UTF-8"
 local CT = { ["Content-Type"] = JSON_CT }
@@ -224,9 +225,9 @@ describe("csms emulator launcher", function()
       assert.are.equal(200, (e:request{ method = "GET", path = e:api("/secrets"), sign = "node" }))
       assert.are.equal(200, (e:request{ method = "GET", path = e:api("/secrets"), sign = "token" }))
       local st = e:request{ method = "GET", path = e:api("/secrets"), sign = "node",
-        ak = "EMULATORAK0000000001", sk = "emulator-sk-0123456789abcdefghijklmnopqrstuv" }
+        ak = defaults.ak, sk = defaults.sk }
       assert.are.equal(401, st)
-      local st2 = e:request{ method = "GET", path = e:api("/secrets", "7a3f0c1e9b2d4c6a8e0f1a2b3c4d5e6f"),
+      local st2 = e:request{ method = "GET", path = e:api("/secrets", defaults.project_id),
         sign = "node" }
       assert.are.equal(403, st2)
     end)
@@ -235,7 +236,6 @@ describe("csms emulator launcher", function()
   end)
 
   it("prints the defaults of lua/csms/emulator/defaults.lua when given none", function()
-    local defaults = dofile(emulator.root .. "/lua/csms/emulator/defaults.lua")
     local e = emulator.start{}
     e:stop()
     assert.are.same({ defaults.project_id, defaults.ak, defaults.sk, defaults.token },

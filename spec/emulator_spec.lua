@@ -3,6 +3,7 @@
 -- spec/emulator_ops_spec.lua.)
 local emulator = require "spec.support.emulator"
 local json = require "csms.emulator.json"
+local defaults = require "csms.emulator.defaults"
 
 local JSON_CT = "application/json;charset=UTF-8"
 local CT = { ["Content-Type"] = JSON_CT }
@@ -90,7 +91,7 @@ describe("csms emulator", function()
     it("answers /__emulator/health with the project id", function()
       local h = e:health()
       assert.is_true(h.ok)
-      assert.are.equal("7a3f0c1e9b2d4c6a8e0f1a2b3c4d5e6f", h.project_id)
+      assert.are.equal(defaults.project_id, h.project_id)
       assert.are.equal(e.project_id, h.project_id)
     end)
 
