@@ -57,62 +57,102 @@ function M.is_error(v)
   return getmetatable(v) == Error
 end
 
--- Short, single-line text from a body that is not JSON (an HTML 502 page from a load balancer).
-local function readable_text(body)
-  local title = body:match("<[Tt][Ii][Tt][Ll][Ee][^>]*>(.-)</[Tt][Ii][Tt][Ll][Ee]>")
-  local text = title or body:gsub("<[^>]*>", " ")
-  text = text:gsub("[%c%s]+", " "):gsub("^ ", ""):gsub(" $", "")
-  if #text > 200 then text = text:sub(1, 197) .. "..." end
-  if text == "" then return nil end
-  return text
-end
-
-local function str(v)
-  local t = type(v)
-  if t == "string" then return v end
-  if t == "number" then return (math.type and math.type(v) == "float" and v == math.floor(v))
-    and ("%d"):format(v) or tostring(v) end
-  return nil
-end
-
--- Extracts error_code, error_msg and a request id from an error body, whatever its shape:
--- flat {"error_code","error_msg"}, nested {"error":{"code","message"}} (IAM's code may be a
--- number), or not JSON at all.
-function M.parse_body(body)
-  local out = {}
-  if type(body) ~= "string" or body == "" then return out end
-  local doc = cjson.decode(body)
-  if type(doc) ~= "table" then
-    out.error_msg = readable_text(body)
-    return out
-  end
-  local nested = type(doc.error) == "table" and doc.error or {}
-  out.error_code = str(doc.error_code) or str(nested.code) or str(doc.code)
-  out.error_msg = str(doc.error_msg) or str(nested.message) or str(doc.message)
-    or str(nested.title) or (type(doc.error) == "string" and doc.error or nil)
-  out.request_id = str(doc.request_id) or str(nested.request_id)
-  out.encoded_authorization_message = str(doc.encoded_authorization_message)
-  if out.error_msg and #out.error_msg > 2048 then out.error_msg = out.error_msg:sub(1, 2045) .. "..." end
-  return out
-end
-
 -- Removes secrets a server may echo back (the gateway puts its canonical request, security
--- token included, in 401 messages).
+-- token included, in 401 messages). Runs on whole strings, before anything is cut short: a
+-- token cut in two by a length cap would no longer be found.
+local TOKEN_HEADERS = { "[Xx]%-[Ss][Ee][Cc][Uu][Rr][Ii][Tt][Yy]%-[Tt][Oo][Kk][Ee][Nn]",
+  "[Xx]%-[Aa][Uu][Tt][Hh]%-[Tt][Oo][Kk][Ee][Nn]" }
+local PREFIX = 24 -- a secret's first characters that are enough to recognise a piece of it
+
+local function cut(text, a, b)
+  return text:sub(1, a - 1) .. "[redacted]" .. text:sub(b + 1)
+end
+
 function M.redact(text, secrets)
   if type(text) ~= "string" then return text end
-  text = text:gsub("([Xx]%-[Ss]ecurity%-[Tt]oken:)[^\n,;]*", "%1[redacted]")
-  for _, s in ipairs(secrets) do
+  for _, h in ipairs(TOKEN_HEADERS) do
+    text = text:gsub("(" .. h .. "[\"']?%s*[:=]%s*[\"']?)[^\n,;\"']*", "%1[redacted]")
+  end
+  for _, s in ipairs(secrets or {}) do
     if type(s) == "string" and #s >= 4 then
+      -- The whole secret, or (long ones: IAM tokens are kilobytes) a piece of it that a server
+      -- cut short itself: its first PREFIX characters and as many more as match.
+      local head = #s > PREFIX and s:sub(1, PREFIX) or s
       local i = 1
       while true do
-        local a, b = text:find(s, i, true)
+        local a = text:find(head, i, true)
         if not a then break end
-        text = text:sub(1, a - 1) .. "[redacted]" .. text:sub(b + 1)
+        local n = #head
+        while n < #s and text:byte(a + n) == s:byte(n + 1) do n = n + 1 end
+        text = cut(text, a, a + n - 1)
         i = a + 10
       end
     end
   end
   return text
+end
+
+-- Short, single-line text from a body that is not JSON (an HTML 502 page from a load balancer).
+local function readable_text(body, secrets)
+  local title = body:match("<[Tt][Ii][Tt][Ll][Ee][^>]*>(.-)</[Tt][Ii][Tt][Ll][Ee]>")
+  local text = title or body:gsub("<[^>]*>", " ")
+  text = M.redact(text, secrets):gsub("[%c%s]+", " "):gsub("^ ", ""):gsub(" $", "")
+  if #text > 200 then text = text:sub(1, 197) .. "..." end
+  if text == "" then return nil end
+  return text
+end
+
+-- A JSON string or number as text. Numbers may be anything JSON (or lua-cjson: NaN, Infinity,
+-- hex) can spell: 401, 1e20, 1e400; whole ones up to 2^53 print as integers.
+local function str(v)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" then
+    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return ("%.0f"):format(v) end
+    return tostring(v)
+  end
+  return nil
+end
+
+-- An identifier (error code, request id) for a one-line message: secrets removed, control
+-- characters shown as \xNN, at most 128 characters.
+local function ident(v, secrets)
+  v = str(v)
+  if not v then return nil end
+  v = M.redact(v, secrets):gsub("%c", function(c) return ("\\x%02X"):format(c:byte()) end)
+  if #v > 128 then v = v:sub(1, 125) .. "..." end
+  return v
+end
+
+-- Extracts error_code, error_msg and a request id from an error body, whatever its shape:
+-- flat {"error_code","error_msg"}, nested {"error":{"code","message"}} (IAM's code may be a
+-- number), or not JSON at all. secrets: strings to redact, before any length cap.
+function M.parse_body(body, secrets)
+  local out = {}
+  if type(body) ~= "string" or body == "" then return out end
+  local doc = cjson.decode(body)
+  if type(doc) ~= "table" then
+    out.error_msg = readable_text(body, secrets)
+    return out
+  end
+  local nested = type(doc.error) == "table" and doc.error or {}
+  out.error_code = ident(doc.error_code, secrets) or ident(nested.code, secrets) or ident(doc.code, secrets)
+  local msg = str(doc.error_msg) or str(nested.message) or str(doc.message)
+    or str(nested.title) or (type(doc.error) == "string" and doc.error or nil)
+  msg = M.redact(msg, secrets)
+  if msg and #msg > 2048 then msg = msg:sub(1, 2045) .. "..." end
+  out.error_msg = msg
+  out.request_id = ident(doc.request_id, secrets) or ident(nested.request_id, secrets)
+  out.encoded_authorization_message = M.redact(str(doc.encoded_authorization_message), secrets)
+  return out
+end
+
+-- The fields of an error answer (status >= 300): parse_body's, the X-Request-Id header taking
+-- precedence over the body's request_id; every one redacted.
+function M.answer_fields(res, secrets)
+  local out = M.parse_body(res.body, secrets)
+  out.request_id = ident(res.headers and res.headers["x-request-id"], secrets) or out.request_id
+  return out
 end
 
 -- The service has no documented code for "already exists"; it is recognised by its words.

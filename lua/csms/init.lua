@@ -54,11 +54,16 @@ local function check_options(opts)
   end
   check(opts.retries == nil or (opts.retries >= 0 and opts.retries <= 100
     and opts.retries == math.floor(opts.retries)), "retries must be a whole number from 0 to 100")
-  -- 0, negative or NaN would reach libcurl as "no timeout" or "no cap" (NaN fails every test).
-  for _, k in ipairs { "timeout", "connect_timeout", "max_response" } do
+  -- 0, negative or NaN would reach libcurl as "no timeout" or "no cap" (NaN fails every test);
+  -- so would a timeout under 1 ms (0 once in milliseconds), and one over what a C int of
+  -- milliseconds holds has no defined conversion.
+  for _, k in ipairs { "timeout", "connect_timeout" } do
     local v = opts[k]
-    check(v == nil or (v > 0 and v < math.huge), "%s must be a positive number", k)
+    check(v == nil or (v >= 0.001 and v <= 2147483), "%s must be a positive number of seconds, "
+      .. "from 0.001 to 2147483 (about 24 days)", k)
   end
+  check(opts.max_response == nil or (opts.max_response > 0 and opts.max_response < math.huge),
+    "max_response must be a positive number")
   for _, k in ipairs { "backoff_base", "backoff_max", "retry_after_max" } do
     local v = opts[k]
     check(v == nil or (v >= 0 and v < math.huge), "%s must be a number >= 0", k)
@@ -328,14 +333,13 @@ end
 
 -- The error for a non-2xx answer.
 function Client:http_error(op, res)
-  local e = errors.parse_body(res.body)
-  local secrets = private[self] and private[self].secrets or {}
+  local e = errors.answer_fields(res, private[self] and private[self].secrets or {})
   return errors.new("http", nil, {
     op = op,
     status = res.status,
     error_code = e.error_code,
-    error_msg = errors.redact(e.error_msg, secrets),
-    request_id = res.headers["x-request-id"] or e.request_id,
+    error_msg = e.error_msg,
+    request_id = e.request_id,
     encoded_authorization_message = e.encoded_authorization_message,
     retryable = RETRY_STATUS[res.status] or false,
     conflict = errors.is_conflict(res.status, e.error_msg) or nil,
