@@ -1,5 +1,6 @@
 #include "http.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -396,7 +397,8 @@ static int http_close(lua_State *L) {
 
 static int http_tostring(lua_State *L) {
   http_t *h = luaL_checkudata(L, 1, HTTP_MT);
-  lua_pushfstring(L, "csms.http (%s)", h->multi ? "open" : "closed");
+  lua_pushfstring(L, "csms.http (%s, timeout %d ms, connect %d ms)", h->multi ? "open" : "closed",
+                  (int)h->timeout_ms, (int)h->connect_timeout_ms);
   return 1;
 }
 
@@ -414,14 +416,23 @@ static double opt_number(lua_State *L, int idx, const char *field, double dflt) 
   return r;
 }
 
+/* Seconds to libcurl's milliseconds, from 1 (0 would mean no timeout at all) to INT_MAX;
+ * NaN gives 1. Converting a double outside long's range is undefined behaviour in C. */
+static long timeout_ms(double seconds) {
+  double ms = seconds * 1000;
+  if (!(ms >= 1)) return 1;
+  if (ms > INT_MAX) return INT_MAX;
+  return (long)ms;
+}
+
 /* core.http{timeout=, connect_timeout=, verify_tls=, cafile=, proxy=, max_response=} */
 static int http_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   http_t *h = lua_newuserdata(L, sizeof *h);
   memset(h, 0, sizeof *h);
   luaL_setmetatable(L, HTTP_MT);
-  h->timeout_ms = (long)(opt_number(L, 1, "timeout", 30) * 1000);
-  h->connect_timeout_ms = (long)(opt_number(L, 1, "connect_timeout", 10) * 1000);
+  h->timeout_ms = timeout_ms(opt_number(L, 1, "timeout", 30));
+  h->connect_timeout_ms = timeout_ms(opt_number(L, 1, "connect_timeout", 10));
   h->max_body = (size_t)opt_number(L, 1, "max_response", 16 * 1024 * 1024);
   lua_getfield(L, 1, "verify_tls");
   h->verify = lua_isnil(L, -1) || lua_toboolean(L, -1);

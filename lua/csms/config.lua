@@ -141,6 +141,22 @@ local function resolve_endpoint(opts, getenv)
   return "https://kms." .. region .. ".myhuaweicloud.com"
 end
 
+-- verify_tls = false is a choice to make knowingly: said once per process (once per nginx
+-- worker), in nginx's error log inside nginx, else on stderr. The endpoint only: no secrets.
+local warned_insecure = false
+
+function M.warn_insecure(endpoint)
+  if warned_insecure then return end
+  warned_insecure = true
+  local msg = "csms: warning: verify_tls = false: the TLS certificate of " .. shown(endpoint)
+    .. " is not verified; anyone on the path can read and change the traffic"
+  if ngx and type(ngx.log) == "function" then
+    ngx.log(ngx.WARN, msg)
+  else
+    io.stderr:write(msg, "\n")
+  end
+end
+
 -- Returns the settings a client needs: { endpoint, project_id, ak, sk, security_token,
 -- auth_token } or, when only the ECS metadata service can give credentials, { endpoint,
 -- project_id?, metadata = base URL }; or nil, err (kind "config").
@@ -169,6 +185,7 @@ function M.resolve(opts, getenv)
     return config_error("project_id must be 1-64 letters, digits, '-' or '_' (IAM gives 32 hex digits)")
   end
   creds.endpoint, creds.project_id = endpoint, project_id
+  if opts.verify_tls == false and endpoint:find("^https:") then M.warn_insecure(endpoint) end
   return creds
 end
 
