@@ -8,13 +8,14 @@ local settings = require "nginx_app_settings"
 local M = {}
 local clients = {}
 
--- One client per target per worker, made on first use (no I/O at module load).
+-- One client per target (or endpoint: ?endpoint= takes plain's credentials to another
+-- server) per worker, made on first use (no I/O at module load).
 local function client(target)
   target = target or "plain"
   if not clients[target] then
-    local s = settings[target]
+    local s = settings[target] or setmetatable({ endpoint = target }, { __index = settings.plain })
     clients[target] = assert(csms.new { ak = s.ak, sk = s.sk, project_id = s.project_id,
-      endpoint = s.endpoint, timeout = 5, retries = 1, backoff_base = 0.01 })
+      endpoint = s.endpoint, timeout = 30, retries = 1, backoff_base = 0.01 })
   end
   return clients[target]
 end
@@ -29,15 +30,13 @@ local function answer(res, err, ok_text)
 end
 
 function M.backup()
-  local res, err = client(ngx.var.arg_target):backup(ngx.var.arg_name or "s")
+  local res, err = client(ngx.var.arg_target or ngx.var.arg_endpoint):backup(ngx.var.arg_name or "s")
   answer(res, err, res and ("ok " .. #res.secret_blob))
 end
 
 function M.backup_all()
-  local t0 = ngx.now()
-  local report, err = batch.backup(client(), { dir = ngx.var.arg_dir, concurrency = 8 })
-  ngx.update_time()
-  answer(report, err, report and ("ok=%d failed=%d seconds=%.3f"):format(report.ok, report.failed, ngx.now() - t0))
+  local report, err = batch.backup(client(ngx.var.arg_endpoint), { dir = ngx.var.arg_dir, concurrency = 8 })
+  answer(report, err, report and ("ok=%d failed=%d"):format(report.ok, report.failed))
 end
 
 -- A phase without cosockets: the call must fail clearly, not block the worker.
@@ -58,6 +57,40 @@ end
 
 function M.result()
   ngx.say(ngx.shared.results:get(ngx.var.arg_key) or "none")
+end
+
+-- GET /call?url=&op=&opts=&method=&path=: one call with a new client made for it (opts: JSON
+-- of csms.new options added to the endpoint's), answered as JSON: { ok, raised, kind, message,
+-- text = tostring(err), status, error_code, error_msg, request_id, attempts }. For
+-- spec/hostile_server_spec.lua: the same cases as through libcurl, through cosockets.
+function M.call()
+  local cjson = require "cjson"
+  local args = ngx.req.get_uri_args()
+  local opts = cjson.decode(args.opts or "{}")
+  opts.endpoint = args.url
+  local out = {}
+  local ok, raised = pcall(function()
+    local c, err = csms.new(opts)
+    local res
+    if c then
+      if args.op == "request" then
+        res, err = c:request(args.method or "GET", args.path)
+      elseif args.op == "list" then
+        res, err = c:list_secrets()
+      else
+        res, err = c:backup(args.name or "db-password")
+      end
+      c:close()
+    end
+    out.ok = res ~= nil
+    if err then
+      out.kind, out.message, out.text = err.kind, err.message, tostring(err)
+      out.status, out.error_code, out.error_msg = err.status, err.error_code, err.error_msg
+      out.request_id, out.attempts = err.request_id, err.attempts
+    end
+  end)
+  if not ok then out.raised = tostring(raised) end
+  ngx.say(cjson.encode(out))
 end
 
 -- init_by_lua: nginx is not serving yet, so libcurl may block here.

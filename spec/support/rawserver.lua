@@ -8,8 +8,88 @@
 -- The server exits by itself after 120 seconds, so a crashed spec leaves nothing behind.
 
 local LIFETIME = 120
+local serve_gate
 
 -- ---------------------------------------------------------------- the server (lua5.4)
+
+-- The "gate" scenario: many connections at once (the others take one after another). It
+-- answers a listing (GET .../secrets) of RAWSERVER_NAMES secrets bulk-1.. at once, and holds
+-- every other request until RAWSERVER_GATE of them are waiting together (and, when
+-- RAWSERVER_GATE_FLAG names a file, that file exists); then it answers them all, and every
+-- later one at once. It logs "held N" as they arrive and "released N": proof of overlap that
+-- needs no clock. Every answer closes its connection.
+serve_gate = function(srv, note, alive, send, json_answer)
+  local socket = require "socket"
+  local gate = tonumber(os.getenv("RAWSERVER_GATE")) or 1
+  local flag = os.getenv("RAWSERVER_GATE_FLAG")
+  local names = tonumber(os.getenv("RAWSERVER_NAMES")) or 0
+  local BLOB = ")CloudSecretManagementBackupV1.comeyJhbGciOiJ4IiwiZW5jIjoieSJ9.a.b.c"
+  local conns, held, nheld, open = {}, {}, 0, false
+  srv:settimeout(0)
+  local function answer(c, body)
+    c:settimeout(5)
+    send(c, json_answer(body, "200 OK", "Connection: close\r\n"))
+    c:close()
+    conns[c], held[c] = nil, nil
+  end
+  local function listing()
+    local items = {}
+    for i = 1, names do
+      items[i] = ('{"name":"bulk-%d","update_time":1700000000000}'):format(i)
+    end
+    return ('{"secrets":[%s],"page_info":{"current_count":%d}}'):format(table.concat(items, ","), names)
+  end
+  local function flag_up()
+    if not flag then return true end
+    local f = io.open(flag)
+    if f then f:close() end
+    return f ~= nil
+  end
+  while alive() do
+    local list = { srv }
+    for c in pairs(conns) do list[#list + 1] = c end
+    local readable = socket.select(list, nil, 0.05)
+    for _, c in ipairs(readable) do
+      if c == srv then
+        local nc = srv:accept()
+        if nc then
+          nc:settimeout(0)
+          conns[nc] = ""
+        end
+      elseif held[c] then -- a waiting client that gave up
+        local _, err = c:receive(1)
+        if err == "closed" then
+          c:close()
+          conns[c], held[c], nheld = nil, nil, nheld - 1
+        end
+      elseif conns[c] then
+        local data, err, partial = c:receive(8192)
+        conns[c] = conns[c] .. (data or partial or "")
+        local head = conns[c]:match("^(.-\r\n)\r\n")
+        if head then
+          local line = head:match("^[^\r]*")
+          note("request " .. line)
+          if line:find("^GET [^ ]*/secrets[ ?]") then
+            answer(c, listing())
+          elseif open then
+            answer(c, '{"secret_blob":"' .. BLOB .. '"}')
+          else
+            held[c], nheld = true, nheld + 1
+            note("held " .. nheld)
+          end
+        elseif err == "closed" then
+          c:close()
+          conns[c] = nil
+        end
+      end
+    end
+    if not open and nheld >= gate and flag_up() then
+      open = true
+      note("released " .. nheld)
+      for c in pairs(held) do answer(c, '{"secret_blob":"' .. BLOB .. '"}') end
+    end
+  end
+end
 
 local function serve(scenario, dir, certfile, keyfile)
   local socket = require "socket"
@@ -144,6 +224,47 @@ local function serve(scenario, dir, certfile, keyfile)
       send(c, ("HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"):format(#b, b))
     end,
     garbage = function(c) send(c, "this is not HTTP at all\r\n\r\n") end,
+    -- Any answer: RAWSERVER_STATUS ("400 Bad Request"), RAWSERVER_BODY, RAWSERVER_HEADERS
+    -- (whole "Name: value\r\n" lines); Content-Length from the body unless RAWSERVER_LENGTH
+    -- gives its text as a format of the body's length ("0x%x", "%d.0").
+    answer = function(c)
+      local body = os.getenv("RAWSERVER_BODY") or ""
+      local length = (os.getenv("RAWSERVER_LENGTH") or "%d"):format(#body)
+      send(c, ("HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %s\r\n%s\r\n%s")
+        :format(os.getenv("RAWSERVER_STATUS") or "200 OK", length, os.getenv("RAWSERVER_HEADERS") or "", body))
+    end,
+    -- A chunked answer whose body is RAWSERVER_BODY as is (chunk lines included).
+    chunked_raw = function(c)
+      send(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .. (os.getenv("RAWSERVER_BODY") or ""))
+    end,
+    -- A proper answer sent a byte at a time, one every 0.3 s: each read gets data long before
+    -- a 2 s timeout, the whole takes about 30 s. A timeout must bound the whole call.
+    trickle_body = function(c)
+      local body = '{"secret_blob":"' .. BLOB .. '","pad":"' .. ("p"):rep(20) .. '"}'
+      if not send(c, ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n")
+        :format(#body)) then return end
+      for i = 1, #body do
+        if not alive() or not send(c, body:sub(i, i)) then return end
+        socket.sleep(0.3)
+      end
+    end,
+    trickle_head = function(c)
+      local answer = json_answer('{"secret_blob":"' .. BLOB .. '"}', "200 OK",
+        "X-Filler: " .. ("f"):rep(100) .. "\r\n")
+      for i = 1, #answer do
+        if not alive() or not send(c, answer:sub(i, i)) then return end
+        socket.sleep(0.3)
+      end
+    end,
+    -- Interim answers for ever: slowly (every 0.3 s), or as fast as they go.
+    continue_slow = function(c)
+      while alive() and send(c, "HTTP/1.1 100 Continue\r\n\r\n") do socket.sleep(0.3) end
+    end,
+    continue_flood = function(c)
+      local burst = ("HTTP/1.1 100 Continue\r\n\r\n"):rep(100)
+      while alive() and send(c, burst) do socket.sleep(0.001) end
+    end,
   }
   for code in ("301 302 307 308"):gmatch("%d+") do
     handlers["redirect_" .. code] = function(c)
@@ -151,6 +272,7 @@ local function serve(scenario, dir, certfile, keyfile)
       send(c, ("HTTP/1.1 %s Moved\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n"):format(code, to))
     end
   end
+  if scenario == "gate" then return serve_gate(srv, note, alive, send, json_answer) end
   local handler = assert(handlers[scenario], "unknown scenario " .. tostring(scenario))
 
   local n = 0
