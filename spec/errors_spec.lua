@@ -33,6 +33,66 @@ describe("errors.parse_body", function()
   end)
 end)
 
+describe("errors.parse_body and answer_fields on hostile bodies", function()
+  local TOKEN = ("MIIZ" .. ("0123456789abcdefghij"):rep(150)) -- 3,004 characters, as IAM tokens are
+  local function leaks(fields)
+    for _, v in pairs(fields) do
+      if type(v) == "string" and v:find(TOKEN:sub(1, 16), 1, true) then return v end
+    end
+  end
+
+  -- { body, header request id, want error_code, want request_id }
+  local NUMBERS = {
+    { '{"error_code":1e20,"error_msg":"m","request_id":1e400}', nil, "1e+20", "inf" },
+    { '{"error":{"code":401,"message":"m"}}', nil, "401" },
+    { '{"error":{"code":401.0,"message":"m"}}', nil, "401" },
+    { '{"error_code":-1e400,"error_msg":"m","request_id":-1e20}', nil, "-inf", "-1e+20" },
+    { '{"error_code":9007199254740993,"error_msg":"m"}', nil, "9.007199254741e+15" },
+    { '{"error_code":"a\\nb","request_id":"r\\u001b[31m"}', nil, "a\\x0Ab", "r\\x1B[31m" },
+  }
+  for i, c in ipairs(NUMBERS) do
+    it(("numbers and control characters in codes and ids read as one line (%d)"):format(i), function()
+      local e = errors.answer_fields({ body = c[1], headers = { ["x-request-id"] = c[2] } }, {})
+      assert.equal(c[3], e.error_code)
+      assert.equal(c[4], e.request_id)
+      local text = tostring(errors.new("http", nil, { status = 400, error_code = e.error_code,
+        request_id = e.request_id, error_msg = e.error_msg }))
+      assert.is_nil(text:find("%c"), text)
+    end)
+  end
+
+  it("NaN codes do not raise", function()
+    local e = errors.parse_body('{"error_code":NaN,"request_id":NaN}')
+    assert.matches("nan", e.error_code)
+  end)
+
+  -- { where the token goes: body, x-request-id }
+  local ECHOES = {
+    { '{"error_code":"E","error_msg":"' .. ("x"):rep(2040) .. TOKEN .. '"}' },
+    { '{"error_code":"E","error_msg":"' .. ("x"):rep(100) .. TOKEN .. ("y"):rep(3000) .. '"}' },
+    { '{"error_code":"' .. TOKEN .. '","error_msg":"m"}' },
+    { '{"error_code":"E","request_id":"' .. TOKEN .. '"}' },
+    { '{"error_code":"E","error_msg":"m"}', TOKEN },
+    { '{"error_code":"E","error_msg":"token ' .. TOKEN:sub(1, 900) .. '"}' },
+    { "<html><body>" .. ("z"):rep(190) .. TOKEN .. "</body></html>" },
+    { "<html><title>" .. ("t"):rep(150) .. " " .. TOKEN .. "</title></html>" },
+    { '{"error_code":"E","encoded_authorization_message":"' .. TOKEN .. '"}' },
+  }
+  for i, c in ipairs(ECHOES) do
+    it(("a long token echoed anywhere is redacted before anything is cut short (%d)"):format(i), function()
+      local e = errors.answer_fields({ body = c[1], headers = { ["x-request-id"] = c[2] } }, { TOKEN })
+      assert.is_nil(leaks(e))
+    end)
+  end
+
+  it("token headers are redacted by name, quoted or not", function()
+    for _, text in ipairs { 'X-Auth-Token: abc', '"x-auth-token":"abc"', "x-security-token=abc",
+                            "X-Security-Token:abc" } do
+      assert.is_nil(errors.redact(text, {}):find("abc", 1, true), text)
+    end
+  end)
+end)
+
 describe("error values", function()
   it("read well in a log line", function()
     local e = errors.new("http", nil, { op = "backup", status = 404, error_code = "CSMS.0005",
