@@ -54,6 +54,8 @@ local CASES = {
   { "two different Content-Lengths", "answer", env = { RAWSERVER_BODY = OK_BODY,
     RAWSERVER_HEADERS = "Content-Length: 3\r\n" }, expect = "bad_response" },
   { "a proper Content-Length is read", "answer", env = { RAWSERVER_BODY = OK_BODY }, expect = "ok" },
+  { "a 1 MiB restore body is sent whole (in pieces)", "answer", op = "restore", blob_kb = 1024,
+    env = { RAWSERVER_BODY = '{"secret":{"name":"db-password"}}' }, expect = "ok" },
   -- numbers in error bodies (lua-cjson reads 1e400 as inf, and NaN, Infinity)
   { "error_code 1e20 and request_id 1e400 on a 400", "answer", env = { RAWSERVER_STATUS = "400 Bad Request",
     RAWSERVER_BODY = '{"error_code":1e20,"error_msg":"bad","request_id":1e400}' },
@@ -124,7 +126,13 @@ local function through_curl(case, url)
   local ok, raised = pcall(function()
     local c = assert(csms.new(base_opts(url, case.opts)))
     local res, err
-    if case.op == "request" then res, err = c:request("GET", case.path) else res, err = c:backup("db-password") end
+    if case.op == "request" then
+      res, err = c:request("GET", case.path)
+    elseif case.op == "restore" then
+      res, err = c:restore(BLOB .. ("c"):rep(1024 * case.blob_kb))
+    else
+      res, err = c:backup("db-password")
+    end
     c:close()
     out.ok = res ~= nil
     if err then
@@ -142,6 +150,7 @@ local function through_cosocket(case, url)
   local opts = base_opts(nil, case.opts)
   local query = "url=" .. emulator.encode(url) .. "&opts=" .. emulator.encode(cjson.encode(opts))
     .. "&op=" .. (case.op or "backup") .. (case.path and "&path=" .. emulator.encode(case.path) or "")
+    .. (case.blob_kb and "&blob_kb=" .. case.blob_kb or "")
   local code, body = app:get("/call?" .. query, 30)
   assert(code == 200, ("/call answered %s: %s\n%s"):format(tostring(code), tostring(body), app:log():sub(-2000)))
   local out = cjson.decode(body)
