@@ -149,11 +149,14 @@ describe("csms-backup backup, verify, restore", function()
   it("--json prints one document whose items match the files on disk and the manifest", function()
     seed(6)
     local dir = tmpdir() .. "/set"
+    -- A selection of nothing is an error, in one JSON document, and writes no set.
     local r = run { "backup", dir, "--endpoint", e.endpoint, "--json", "--match", "nothing-*" }
-    assert.equal(0, r.code, r.err)
+    assert.equal(2, r.code, r.err)
     local doc = cjson.decode(r.out)
-    assert.equal(0, #doc.items)
-    assert.equal("[]", r.out:match('"items":(%[%])'), "an empty list is a JSON array")
+    assert.equal("invalid_argument", doc.error_kind)
+    assert.equal(2, doc.exit)
+    assert.matches("selects none of the 6 secrets", doc.error)
+    assert.is_nil(io.open(dir .. "/manifest.json"))
 
     r = run { "backup", dir, "--endpoint", e.endpoint, "--json", "--match", "app-0?",
               "--names", "app-01,app-03,app-05" }

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,65 @@ static int fail(lua_State *L, const char *what, const char *path, int err) {
   lua_pushnil(L);
   lua_pushfstring(L, "%s %s: %s", what, path, strerror(err));
   return 2;
+}
+
+/* The short code of an errno for callers to switch on (the third value of a failure). */
+static const char *errno_code(int err) {
+  switch (err) {
+  case ENOENT: return "missing";
+  case ELOOP: return "symlink"; /* O_NOFOLLOW met a symbolic link */
+  case ENOSPC: case EDQUOT: case EFBIG: return "nospace";
+  case EWOULDBLOCK: return "busy";
+  case EACCES: case EPERM: case EROFS: return "denied";
+  default: return "io";
+  }
+}
+
+/* nil, "<what> <path>: <strerror>", code */
+static int fail_code(lua_State *L, const char *what, const char *path, int err) {
+  fail(L, what, path, err);
+  lua_pushstring(L, errno_code(err));
+  return 3;
+}
+
+/* nil, "<path> <why>", code: a refusal that is not an errno. */
+static int refuse(lua_State *L, const char *path, const char *why, const char *code) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s %s", path, why);
+  lua_pushstring(L, code);
+  return 3;
+}
+
+/* Opens path without following a symbolic link or blocking on a FIFO, and makes sure it is a
+ * regular file with one name (a planted hard link would make us write another file). Returns
+ * the descriptor (O_NONBLOCK cleared) or -1 with the Lua failure pushed (*nret values). */
+static int open_regular(lua_State *L, const char *path, int flags, mode_t mode, int *nret) {
+  int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ELOOP) *nret = refuse(L, path, "is a symbolic link (never followed)", "symlink");
+    else if (e == ENXIO) *nret = refuse(L, path, "is not a regular file", "not_regular"); /* a FIFO */
+    else *nret = fail_code(L, "cannot open", path, e);
+    errno = e;
+    return -1;
+  }
+  struct stat st;
+  const char *why = NULL;
+  if (fstat(fd, &st)) {
+    int e = errno;
+    close(fd);
+    *nret = fail_code(L, "cannot stat", path, e);
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode)) why = "is not a regular file";
+  else if (st.st_nlink > 1 && (flags & O_ACCMODE) != O_RDONLY) why = "has other hard links";
+  if (why) {
+    close(fd);
+    *nret = refuse(L, path, why, "not_regular");
+    return -1;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
 }
 
 static int write_all(int fd, const char *p, size_t n) {
@@ -193,6 +253,151 @@ static int l_list_dir(lua_State *L) {
   return 1;
 }
 
+
+/* core.read_file(path, max) -> data | nil, message, code
+ * The whole of a regular file of at most max bytes. Never follows a symbolic link ("symlink"),
+ * never blocks on a FIFO or reads a device ("not_regular"), reads no more than max + 1 bytes
+ * ("too_large", without saying how large), "missing" when there is none. */
+static int l_read_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer max = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, max >= 0, 2, "must be >= 0");
+  int nret, fd = open_regular(L, path, O_RDONLY, 0, &nret);
+  if (fd < 0) return nret;
+  struct stat st;
+  if (fstat(fd, &st) == 0 && (lua_Integer)st.st_size > max) {
+    close(fd);
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s is larger than %d bytes", path, (int)(max > INT32_MAX ? INT32_MAX : max));
+    lua_pushliteral(L, "too_large");
+    return 3;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  size_t total = 0;
+  for (;;) {
+    char chunk[8192];
+    ssize_t r = read(fd, chunk, sizeof chunk);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int e = errno;
+      close(fd);
+      return fail_code(L, "cannot read", path, e);
+    }
+    if (r == 0) break;
+    total += (size_t)r;
+    if (total > (size_t)max) { /* it grew since fstat */
+      close(fd);
+      lua_pushnil(L);
+      lua_pushfstring(L, "%s is larger than %d bytes", path, (int)(max > INT32_MAX ? INT32_MAX : max));
+      lua_pushliteral(L, "too_large");
+      return 3;
+    }
+    luaL_addlstring(&b, chunk, (size_t)r);
+  }
+  close(fd);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* core.lstat(path [, follow]) -> { type, mode, uid, size, nlink } | nil, message, code
+ * type: "file", "dir", "link", "fifo", "socket", "char", "block"; a link itself unless follow. */
+static int l_lstat(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if ((lua_toboolean(L, 2) ? stat(path, &st) : lstat(path, &st)))
+    return fail_code(L, "cannot stat", path, errno);
+  const char *type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir"
+                   : S_ISLNK(st.st_mode) ? "link" : S_ISFIFO(st.st_mode) ? "fifo"
+                   : S_ISSOCK(st.st_mode) ? "socket" : S_ISCHR(st.st_mode) ? "char" : "block";
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, type);
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, st.st_mode & 07777);
+  lua_setfield(L, -2, "mode");
+  lua_pushinteger(L, (lua_Integer)st.st_uid);
+  lua_setfield(L, -2, "uid");
+  lua_pushinteger(L, (lua_Integer)st.st_size);
+  lua_setfield(L, -2, "size");
+  lua_pushinteger(L, (lua_Integer)st.st_nlink);
+  lua_setfield(L, -2, "nlink");
+  return 1;
+}
+
+/* core.euid() -> the effective user id of this process */
+static int l_euid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)geteuid());
+  return 1;
+}
+
+/* ---------------------------------------------------------------- append-only writers */
+
+#define WRITER_MT "csms.writer"
+
+typedef struct {
+  int fd;
+} writer_t;
+
+static writer_t *open_writer(lua_State *L) {
+  writer_t *w = luaL_checkudata(L, 1, WRITER_MT);
+  if (w->fd < 0) luaL_error(L, "csms: the file is closed");
+  return w;
+}
+
+/* core.open_append(path [, mode = 0600]) -> writer | nil, message, code
+ * Opens path to append to it, creating it with exactly that mode; never through a symbolic
+ * link ("symlink"), never a FIFO, device or a file with other hard links ("not_regular"). */
+static int l_open_append(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  mode_t mode = (mode_t)luaL_optinteger(L, 2, 0600);
+  writer_t *w = lua_newuserdata(L, sizeof *w);
+  w->fd = -1;
+  luaL_setmetatable(L, WRITER_MT);
+  int nret, fd = open_regular(L, path, O_WRONLY | O_APPEND | O_CREAT, mode, &nret);
+  if (fd < 0) return nret;
+  if (fchmod(fd, mode)) {
+    int e = errno;
+    close(fd);
+    return fail_code(L, "cannot set the mode of", path, e);
+  }
+  w->fd = fd;
+  return 1; /* the writer, on top */
+}
+
+/* writer:write(data) -> true | nil, message, code ("nospace" on a full disk or a file-size limit) */
+static int writer_write(lua_State *L) {
+  writer_t *w = open_writer(L);
+  size_t n;
+  const char *data = luaL_checklstring(L, 2, &n);
+  if (write_all(w->fd, data, n)) return fail_code(L, "cannot write", "the journal", errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* writer:sync() -> true | nil, message, code: what was written is on the disk. */
+static int writer_sync(lua_State *L) {
+  writer_t *w = open_writer(L);
+  if (fsync(w->fd)) return fail_code(L, "cannot sync", "the journal", errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* writer:close() -> true | nil, message, code (again is a no-op); also __gc and __close. */
+static int writer_close(lua_State *L) {
+  writer_t *w = luaL_checkudata(L, 1, WRITER_MT);
+  int fd = w->fd;
+  w->fd = -1;
+  if (fd >= 0 && close(fd)) return fail_code(L, "cannot close", "the journal", errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int writer_tostring(lua_State *L) {
+  writer_t *w = luaL_checkudata(L, 1, WRITER_MT);
+  lua_pushstring(L, w->fd >= 0 ? "csms.writer (open)" : "csms.writer (closed)");
+  return 1;
+}
+
 /* ---------------------------------------------------------------- locks */
 
 #define LOCK_MT "csms.lock"
@@ -205,29 +410,36 @@ static int lock_release(lua_State *L) {
   return 0;
 }
 
-/* core.lock(path) -> lock | nil, message, busy
- * An exclusive flock(2) on path (created 0600 if missing), taken without waiting. busy is true
- * when another open file description holds it: another process, or another core.lock of the
- * same file in this one. The kernel drops it when the process ends, even by kill -9. */
+/* core.lock(path [, shared]) -> lock | nil, message, code
+ * An exclusive (or shared) flock(2) on path, taken without waiting; the file is created 0600
+ * if missing, never through a symbolic link, and must be a regular file. code "busy": another
+ * open file description holds it in a conflicting mode (another process, or another core.lock
+ * of the same file in this one). A shared lock of a file this process cannot create or write
+ * (a read-only set) uses an existing one read-only. The kernel drops it when the process
+ * ends, even by kill -9. */
 static int l_lock(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  int shared = lua_toboolean(L, 2);
   int *fd = lua_newuserdata(L, sizeof *fd);
   *fd = -1;
   luaL_setmetatable(L, LOCK_MT);
-  *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (*fd < 0) return fail(L, "cannot open", path, errno);
+  int nret;
+  *fd = open_regular(L, path, O_RDWR | O_CREAT, 0600, &nret);
+  if (*fd < 0 && shared && nret == 3 && strcmp(lua_tostring(L, -1), "denied") == 0) {
+    lua_pop(L, nret);
+    *fd = open_regular(L, path, O_RDONLY, 0, &nret);
+  }
+  if (*fd < 0) return nret;
   int rc;
-  while ((rc = flock(*fd, LOCK_EX | LOCK_NB)) && errno == EINTR) {
+  while ((rc = flock(*fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB)) && errno == EINTR) {
   }
   if (rc) {
     int e = errno;
     close(*fd);
     *fd = -1;
-    fail(L, "cannot lock", path, e);
-    lua_pushboolean(L, e == EWOULDBLOCK);
-    return 3;
+    return fail_code(L, "cannot lock", path, e);
   }
-  return 1;
+  return 1; /* the lock, on top */
 }
 
 static int lock_tostring(lua_State *L) {
@@ -239,6 +451,9 @@ static int lock_tostring(lua_State *L) {
 void csms_open_fs(lua_State *L) {
   static const luaL_Reg lock_methods[] = {{"unlock", lock_release}, {NULL, NULL}};
   csms_new_class(L, LOCK_MT, lock_methods, lock_release, lock_tostring);
+  static const luaL_Reg writer_methods[] = {
+      {"write", writer_write}, {"sync", writer_sync}, {"close", writer_close}, {NULL, NULL}};
+  csms_new_class(L, WRITER_MT, writer_methods, writer_close, writer_tostring);
   static const luaL_Reg funcs[] = {{"write_atomic", l_write_atomic},
                                    {"write_new", l_write_new},
                                    {"syncfs", l_syncfs},
@@ -247,6 +462,10 @@ void csms_open_fs(lua_State *L) {
                                    {"isatty", l_isatty},
                                    {"list_dir", l_list_dir},
                                    {"lock", l_lock},
+                                   {"read_file", l_read_file},
+                                   {"lstat", l_lstat},
+                                   {"euid", l_euid},
+                                   {"open_append", l_open_append},
                                    {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
 }

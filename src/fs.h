@@ -1,4 +1,5 @@
-/* File helpers the batch layer needs and plain Lua lacks (modes, fsync, atomic rename, a
+/* File helpers the batch layer needs and plain Lua lacks (modes, fsync, atomic rename, reads
+ * and appends that never follow a symbolic link or block on a FIFO, a
  * directory listing, locks). */
 #ifndef CSMS_FS_H
 #define CSMS_FS_H
