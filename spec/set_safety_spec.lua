@@ -1,0 +1,488 @@
+-- csms.batch against hostile directories, manifests, journals and listings, table-driven: one
+-- row per case, each checked against an outcome a broken implementation gets wrong (issue 13).
+-- A scripted transport stands in for the service: nothing here needs the emulator.
+local csms = require "csms"
+local batch = require "csms.batch"
+local core = require "csms.core"
+local cjson = require "cjson"
+
+local PROJECT = "0123456789abcdef0123456789abcdef"
+local BLOB = ")CloudSecretManagementBackupV1.comeyJraWQiOiI5ZjNlZmRjNS0zZjVlLTRiZWQtYThkMS05NjE2"
+  .. "ZTUwNDQzYWIiLCJlbmMiOiJBMTI4Q0JDLUhTMjU2IiwiYWxnIjoiUlNBLU9BRVAtMjU2In0.CtrOcFMSeW_qMdQjgKzNa"
+  .. "WtC6hkSTdjOSMSr2IOKNa8OpbJH8rOaCt9l4LYLHKw8CF70YLWOODgaYrLiWuHgdR-O9hlALkT6CbXxJ-Cbmf6qpJF61"
+  .. "kXKHX4TBe6-oV8t4PaPaSDDR_oeyt4Xl2EOOlHxs9PnU1st9Fkd7wOHNa4ueM16Ze5ICEdQK3cN1hnelid0zlb1qq58Khs"
+  .. "SroNeI8B5RnoYDB-0eiFWD0XWJLppgkLnewXpuPLmLN_c558yUQ0u0VoUyBGB6EFePPbbT-Z1_LUCSRyiP9Y2S0Vz5jzz"
+  .. "eabWZ4vZkW8JX57Wc-onHplUpsUUpIqcdHLjp40NEQ.VtA6Sg--jeA1QavYxY9z7Q.Mr6dLyontoJCaDaRFMAYg_qUdEPz"
+  .. "d-aIIrCHWH7wvYayNpSFUjR5QJd3XPpGGy93y22jN-DoHZHclgMeureQwKq39QQF0xIdRqhOR2Lxy69PkgRaNtpz7ikLOl"
+  .. "sbjh1wd7mbSmyolsK_0t1X9OlvOSmUMjxUXpXLzqLXxPY0R_MUxEanHb3V_vsLArF9sN1X7Km-fdUKXTV1EzVUq1eC5aSY"
+  .. "qg3rGkLHPHG6lPXOetPWNsVCE1bX0Voh0XnlyFLSSoYzX45l04hR8JXgcP42FXfD7GugcNi7jTKuvxu4l2Q2v7wnk"
+
+-- A different valid blob per name and per download (each download is a new encryption).
+local downloads = 0
+local function blob_for(name)
+  downloads = downloads + 1
+  return BLOB .. name:gsub("[^%w]", "") .. ("x"):rep(downloads % 7)
+end
+
+-- A client whose transport serves `pages` (a list of listing bodies, or a function(marker))
+-- and answers backups and restores; calls are counted in the returned table.
+local function fake(pages, project)
+  local calls = { list = 0, backup = 0, restore = 0, markers = {} }
+  local function answer(doc) return { status = 200, headers = {}, body = cjson.encode(doc) } end
+  local c = assert(csms.new { ak = "AK", sk = "SK", project_id = project or PROJECT,
+    endpoint = "http://127.0.0.1:9", retries = 0, transport = function(req)
+      local marker = req.url:match("[?&]marker=([^&]+)")
+      if req.url:find("/secrets%?") or req.url:find("/secrets$") then
+        calls.list = calls.list + 1
+        calls.markers[#calls.markers + 1] = marker or ""
+        if calls.list > 50 then error("the listing was asked for more than 50 pages") end
+        local body = type(pages) == "function" and pages(marker) or pages[calls.list] or pages[#pages]
+        return { status = 200, headers = {}, body = body }
+      end
+      local name = req.url:match("/secrets/([^/]+)/backup$")
+      if name then
+        calls.backup = calls.backup + 1
+        return answer { secret_blob = blob_for(name) }
+      end
+      calls.restore = calls.restore + 1
+      return answer { secret = { name = "restored" } }
+    end })
+  return c, calls
+end
+
+local function page(names, next_marker, extra)
+  local s = {}
+  for i, n in ipairs(names) do s[i] = '{"name":"' .. n .. '"' .. (extra or "") .. "}" end
+  return '{"secrets":[' .. table.concat(s, ",") .. '],"page_info":{"next_marker":'
+    .. (next_marker or "null") .. "}}"
+end
+
+local function tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(core.mkdir(d .. "-set"))
+  return d .. "-set"
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function write(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+local function sh(cmd)
+  local r = os.execute(cmd)
+  return r == true or r == 0
+end
+
+-- A complete set of three items (a, b, c) made by a real backup.
+local function make_set()
+  local dir = tmpdir()
+  local c = fake { page { "a", "b", "c" } }
+  assert.equal(3, assert(batch.backup(c, { dir = dir })).ok)
+  return dir
+end
+
+local function entry(dir, name)
+  return assert(batch.read_manifest(dir)).items[name]
+end
+
+-- ---------------------------------------------------------------- files and directories
+
+local FILE_CASES = {
+  { "a blob that is a symlink to /dev/zero fails verify, read no further than its size",
+    function(dir) os.remove(dir .. "/a.blob"); sh("ln -s /dev/zero " .. dir .. "/a.blob") end,
+    "verify", { failed = 1, ok = 2, message = "a.blob: is a symbolic link" } },
+  { "a blob that is a FIFO fails verify without blocking",
+    function(dir) os.remove(dir .. "/b.blob"); sh("mkfifo " .. dir .. "/b.blob") end,
+    "verify", { failed = 1, ok = 2, message = "b.blob: is not a regular file" } },
+  { "a blob that is a symlink to a large file does not reveal its size",
+    function(dir)
+      os.remove(dir .. "/a.blob")
+      write(dir .. "/big", ("z"):rep(123457))
+      sh("ln -s " .. dir .. "/big " .. dir .. "/a.blob")
+    end, "verify", { failed = 1, ok = 2, message = "a.blob: is a symbolic link", hidden = "123457" } },
+  { "a blob larger than its entry is cut off at the entry's size",
+    function(dir) write(dir .. "/c.blob", ("z"):rep(999999)) end,
+    "verify", { failed = 1, ok = 2, message = "c.blob: larger than the manifest's", hidden = "999999" } },
+  { "a blob that is a symlink to /dev/zero is never restored",
+    function(dir) os.remove(dir .. "/a.blob"); sh("ln -s /dev/zero " .. dir .. "/a.blob") end,
+    "restore", { failed = 1, ok = 2, restores = 2, message = "a.blob: is a symbolic link" } },
+  { "manifest.journal planted as a symlink: backup refuses, the target is untouched",
+    function(dir) write(dir .. "/victim", "keep"); sh("ln -s " .. dir .. "/victim " .. dir .. "/manifest.journal") end,
+    "backup", { kind = "corrupt", message = "manifest.journal is a symbolic link", victim = "keep" } },
+  { ".csms.lock planted as a symlink: backup refuses, creates nothing",
+    function(dir) os.remove(dir .. "/.csms.lock"); sh("ln -s " .. dir .. "/victim " .. dir .. "/.csms.lock") end,
+    "backup", { kind = "io", message = ".csms.lock is a symbolic link", victim = false } },
+  { "manifest.journal planted as a hard link: backup refuses to append to it",
+    function(dir) write(dir .. "/victim", ""); sh("ln " .. dir .. "/victim " .. dir .. "/manifest.journal") end,
+    "backup", { kind = "io", message = "has other hard links", victim = "" } },
+  { "manifest.json planted as a symlink: verify calls the set corrupt",
+    function(dir)
+      os.rename(dir .. "/manifest.json", dir .. "/real")
+      sh("ln -s " .. dir .. "/real " .. dir .. "/manifest.json")
+    end, "verify", { kind = "corrupt", message = "manifest.json is a symbolic link" } },
+  { "a directory others can write to is refused",
+    function(dir) sh("chmod 0777 " .. dir) end, "backup", { kind = "io", message = "writable by other users" } },
+  { "a directory its group can write to is refused",
+    function(dir) sh("chmod 0770 " .. dir) end, "backup", { kind = "io", message = "writable by other users" } },
+  { "verify while a backup holds the lock is busy, not a false corrupt",
+    function(dir) return assert(core.lock(dir .. "/.csms.lock")) end, "verify", { kind = "busy" } },
+  { "restore while a backup holds the lock is busy, and sends nothing",
+    function(dir) return assert(core.lock(dir .. "/.csms.lock")) end, "restore", { kind = "busy", restores = 0 } },
+  { "backup while a verify holds the shared lock is busy",
+    function(dir) return assert(core.lock(dir .. "/.csms.lock", true)) end, "backup", { kind = "busy" } },
+}
+
+describe("a backup set's files and directory", function()
+  for _, case in ipairs(FILE_CASES) do
+    local what, plant, op, want = case[1], case[2], case[3], case[4]
+    it(what, function()
+      local dir = make_set()
+      local held = plant(dir)
+      local c, calls = fake { page { "a", "b", "c" } }
+      local report, err
+      if op == "verify" then report, err = batch.verify(dir)
+      elseif op == "restore" then report, err = batch.restore(c, { dir = dir })
+      else report, err = batch.backup(c, { dir = dir }) end
+      if held then held:unlock() end
+      if want.kind then
+        assert.is_nil(report)
+        assert.equal(want.kind, err.kind, tostring(err))
+        if want.message then assert.matches(want.message, tostring(err), 1, true) end
+      else
+        assert.equal(want.ok, report.ok)
+        assert.equal(want.failed, report.failed)
+        local msg
+        for _, it in ipairs(report.items) do if not it.ok then msg = tostring(it.err) end end
+        assert.matches(want.message, msg, 1, true)
+        assert.equal("corrupt", (function()
+          for _, it in ipairs(report.items) do if not it.ok then return it.err.kind end end
+        end)())
+        if want.hidden then assert.is_nil(msg:find(want.hidden, 1, true), "reveals the size") end
+      end
+      if want.restores then assert.equal(want.restores, calls.restore) end
+      if want.victim ~= nil then assert.equal(want.victim or nil, read(dir .. "/victim")) end
+      if op == "backup" then assert.equal(0, calls.backup, "a refused run downloads nothing") end
+      sh("chmod 0700 " .. dir .. "; rm -rf " .. dir)
+    end)
+  end
+
+  it("the journal is created 0600, and an existing one made 0600", function()
+    local dir = tmpdir()
+    write(dir .. "/manifest.journal", cjson.encode { journal = batch.FORMAT, project_id = PROJECT } .. "\n")
+    sh("chmod 0644 " .. dir .. "/manifest.journal")
+    local modes = {}
+    local c = fake { page { "a", "b" } }
+    assert(batch.backup(c, { dir = dir, on_progress = function()
+      modes[#modes + 1] = core.file_mode(dir .. "/manifest.journal")
+    end }))
+    assert.same({ 384, 384 }, modes)
+    sh("rm -rf " .. dir)
+  end)
+end)
+
+-- ---------------------------------------------------------------- manifest and journal
+
+local function manifest_text(head, items)
+  local doc = { format = batch.FORMAT, project_id = PROJECT, complete = true }
+  for k, v in pairs(head or {}) do doc[k] = v end
+  return (cjson.encode(doc):gsub("}$", ',"items":' .. (items or "[]") .. "}"))
+end
+
+local GOOD_ITEM = '{"name":"a","file":"a.blob","sha256":"' .. ("0"):rep(64) .. '","bytes":%s}'
+
+local MANIFEST_CASES = {
+  { "items a JSON object", manifest_text(nil, '{"a":{}}'), "corrupt" },
+  { "bytes 1499.5", manifest_text(nil, "[" .. GOOD_ITEM:format("1499.5") .. "]"), "corrupt" },
+  { "bytes 1e400", manifest_text(nil, "[" .. GOOD_ITEM:format("1e400") .. "]"), "corrupt" },
+  { "bytes NaN", manifest_text(nil, "[" .. GOOD_ITEM:format("NaN") .. "]"), "corrupt" },
+  { "bytes -5", manifest_text(nil, "[" .. GOOD_ITEM:format("-5") .. "]"), "corrupt" },
+  { "bytes a string", manifest_text(nil, "[" .. GOOD_ITEM:format('"12"') .. "]"), "corrupt" },
+  { "bytes over the blob limit", manifest_text(nil, "[" .. GOOD_ITEM:format("1e15") .. "]"), "corrupt" },
+  { "sha256 not hex", manifest_text(nil, '[{"name":"a","file":"a.blob","sha256":"'
+      .. ("z"):rep(64) .. '","bytes":3}]'), "corrupt" },
+  { "update_time NaN", manifest_text(nil, '[{"name":"a","file":"a.blob","sha256":"'
+      .. ("0"):rep(64) .. '","bytes":3,"update_time":NaN}]'), "corrupt" },
+  { "project_id true", manifest_text { project_id = true }, "corrupt" },
+  { "project_id a table", manifest_text { project_id = { 1 } }, "corrupt" },
+  { "complete a string", manifest_text { complete = "yes" }, "corrupt" },
+  { "a JSON array", "[1,2]", "corrupt" },
+  { "not JSON", "{ not json", "corrupt" },
+}
+
+describe("a manifest of the wrong shape", function()
+  for _, case in ipairs(MANIFEST_CASES) do
+    it(case[1] .. ": verify, restore and backup all say " .. case[3] .. ", none raises", function()
+      local dir = tmpdir()
+      write(dir .. "/manifest.json", case[2])
+      local report, err = batch.verify(dir)
+      assert.is_nil(report)
+      assert.equal(case[3], err.kind)
+      local c, calls = fake { page { "a" } }
+      report, err = batch.restore(c, { dir = dir })
+      assert.is_nil(report)
+      assert.equal(case[3], err.kind)
+      report, err = batch.backup(c, { dir = dir })
+      assert.is_nil(report)
+      assert.equal(case[3], err.kind)
+      assert.equal(case[2], read(dir .. "/manifest.json"), "never overwritten")
+      assert.equal(0, calls.backup + calls.restore)
+      sh("rm -rf " .. dir)
+    end)
+  end
+end)
+
+describe("a set that is not whole", function()
+  it("a directory holding only an empty journal is no set at all", function()
+    local dir = tmpdir()
+    write(dir .. "/manifest.journal", "")
+    local report, err = batch.verify(dir)
+    assert.is_nil(report)
+    assert.equal("io", err.kind)
+    sh("rm -rf " .. dir)
+  end)
+
+  it("a journal naming no project, without a manifest, is corrupt (not an empty intact set)", function()
+    local dir = tmpdir()
+    write(dir .. "/manifest.journal", "garbage\n")
+    local report, err = batch.verify(dir)
+    assert.is_nil(report)
+    assert.equal("corrupt", err.kind)
+    sh("rm -rf " .. dir)
+  end)
+
+  it("complete: false and a journal-only set say so in verify's report", function()
+    local dir = make_set()
+    local m = read(dir .. "/manifest.json"):gsub('"complete": true', '"complete": false')
+    write(dir .. "/manifest.json", m)
+    local v = assert(batch.verify(dir))
+    assert.equal(3, v.ok)
+    assert.is_false(v.complete)
+    assert.is_false(v.journal_only)
+    -- the same set as a killed run leaves it: the journal only
+    local lines = { cjson.encode { journal = batch.FORMAT, project_id = PROJECT } }
+    for _, name in ipairs { "a", "b", "c" } do lines[#lines + 1] = cjson.encode(entry(dir, name)) end
+    os.remove(dir .. "/manifest.json")
+    write(dir .. "/manifest.journal", table.concat(lines, "\n") .. "\n")
+    v = assert(batch.verify(dir))
+    assert.equal(3, v.ok)
+    assert.is_false(v.complete)
+    assert.is_true(v.journal_only)
+    sh("rm -rf " .. dir)
+  end)
+
+  it("a journal-only set of project A is refused to a backup of project B (item 2)", function()
+    local dir = make_set()
+    os.remove(dir .. "/manifest.json")
+    write(dir .. "/manifest.journal", cjson.encode { journal = batch.FORMAT, project_id = PROJECT } .. "\n"
+      .. cjson.encode(entry(make_set(), "a")) .. "\n")
+    local c, calls = fake({ page { "a", "z" } }, ("f"):rep(32))
+    local report, err = batch.backup(c, { dir = dir, resume = true })
+    assert.is_nil(report)
+    assert.equal("config", err.kind)
+    assert.matches("holds a backup of project " .. PROJECT, err.message, 1, true)
+    assert.equal(0, calls.backup)
+    sh("rm -rf " .. dir)
+  end)
+
+  it("a journal whose project differs from the manifest's is corrupt", function()
+    local dir = make_set()
+    write(dir .. "/manifest.journal", cjson.encode { journal = batch.FORMAT, project_id = ("f"):rep(32) } .. "\n")
+    local report, err = batch.verify(dir)
+    assert.is_nil(report)
+    assert.equal("corrupt", err.kind)
+    sh("rm -rf " .. dir)
+  end)
+end)
+
+-- What a reader takes as the record of a file a killed re-run was replacing (item 1): every
+-- state of the file between the journal line and the rename.
+describe("a journal line resolved by the file's content", function()
+  local function killed_rerun(state)
+    local dir = make_set()
+    local old = entry(dir, "a")
+    local new_blob = blob_for("a")
+    local new = { name = "a", file = "a.blob", sha256 = core.sha256_hex(new_blob), bytes = #new_blob, was = old }
+    write(dir .. "/manifest.journal", cjson.encode { journal = batch.FORMAT, project_id = PROJECT } .. "\n"
+      .. cjson.encode(new) .. "\n" .. '{"name":"b","file":"b.bl') -- and a torn last line
+    if state == "renamed" then write(dir .. "/a.blob", new_blob) end
+    return dir, old, new
+  end
+
+  for _, state in ipairs { "not renamed", "renamed" } do
+    it("the file " .. state .. ": verify, resume and restore all take it as intact", function()
+      local dir, old, new = killed_rerun(state)
+      local want = state == "renamed" and new.sha256 or old.sha256
+      assert.equal(want, entry(dir, "a").sha256)
+      local v = assert(batch.verify(dir))
+      assert.equal(3, v.ok)
+      assert.equal(0, v.failed)
+      local c, calls = fake { page { "a", "b", "c" } }
+      local r = assert(batch.restore(c, { dir = dir }))
+      assert.equal(3, r.ok)
+      assert.equal(3, calls.restore)
+      r = assert(batch.backup(c, { dir = dir, resume = true }))
+      assert.equal(3, r.skipped)
+      assert.equal(3, assert(batch.verify(dir)).ok)
+      sh("rm -rf " .. dir)
+    end)
+  end
+
+  it("a line for a new item whose file never landed is no item", function()
+    local dir = make_set()
+    write(dir .. "/manifest.journal", cjson.encode { journal = batch.FORMAT, project_id = PROJECT } .. "\n"
+      .. cjson.encode { name = "d", file = "d.blob", sha256 = ("1"):rep(64), bytes = 900 } .. "\n")
+    local v = assert(batch.verify(dir))
+    assert.equal(3, v.ok)
+    assert.equal(0, v.failed)
+    sh("rm -rf " .. dir)
+  end)
+end)
+
+-- ---------------------------------------------------------------- listings
+
+local LISTING_CASES = {
+  { "next_marker a number", { page({ "a" }, "5") }, "bad_response", "not a secret name" },
+  { "next_marker a path", { page({ "a" }, '"a/b"') }, "bad_response", "not a secret name" },
+  { "markers alternating m0, m1", function(marker)
+      return page({ "a" }, marker == "m0" and '"m1"' or '"m0"') end, "bad_response", "loop" },
+  { "next_marker the marker asked for ends the listing", function(marker)
+      return marker and page({ "b" }, '"m0"') or page({ "a" }, '"m0"') end, nil, 2 },
+  { "update_time 1e400", { page({ "a", "b" }, nil, ',"update_time":1e400') }, nil, 2 },
+  { "update_time NaN", { page({ "a", "b" }, nil, ',"update_time":NaN') }, nil, 2 },
+  { "update_time -Infinity", { page({ "a" }, nil, ',"update_time":-Infinity') }, nil, 1 },
+  { "update_time a string", { page({ "a" }, nil, ',"update_time":"x"') }, nil, 1 },
+  { "update_time a fraction", { page({ "a" }, nil, ',"update_time":0.5') }, nil, 1 },
+  { "page_info a string", { '{"secrets":[{"name":"a"}],"page_info":"x"}' }, nil, 1 },
+}
+
+describe("a hostile listing", function()
+  for _, case in ipairs(LISTING_CASES) do
+    it(case[1] .. (case[3] and " is " .. case[3] or " is handled"), function()
+      local dir = tmpdir()
+      local c, calls = fake(case[2])
+      local report, err = batch.backup(c, { dir = dir })
+      if case[3] then
+        assert.is_nil(report)
+        assert.equal(case[3], err.kind)
+        assert.matches(case[4], err.message, 1, true)
+        assert.is_true(calls.list <= 3, "stopped early")
+        assert.equal(0, calls.backup)
+      else
+        assert.equal(case[4], report.ok)
+        local m = assert(batch.read_manifest(dir))
+        assert.is_true(m.complete)
+        for _, it in pairs(m.items) do assert.is_nil(it.update_time) end
+        assert.equal(case[4], assert(batch.verify(dir)).ok)
+      end
+      sh("rm -rf " .. dir)
+    end)
+  end
+end)
+
+-- ---------------------------------------------------------------- misuse and selection
+
+describe("misuse and selection", function()
+  it("batch.backup from on_progress on the same client raises a clear error (item 10)", function()
+    local dir, dir2 = tmpdir(), tmpdir()
+    local c = fake { page { "a" } }
+    local ok, msg = pcall(batch.backup, c, { dir = dir, on_progress = function()
+      batch.backup(c, { dir = dir2 })
+    end })
+    assert.is_false(ok)
+    assert.matches("csms.batch: this client is already running a batch operation", msg, 1, true)
+    -- released by the raise: the client and the directory work again
+    assert.equal(1, assert(batch.backup(c, { dir = dir })).ok)
+    sh("rm -rf " .. dir .. " " .. dir2)
+  end)
+
+  it("restore with a name given twice uploads it once (item 19)", function()
+    local dir = make_set()
+    local c, calls = fake { page {} }
+    local r = assert(batch.restore(c, { dir = dir, names = { "a", "a", "b", "a" } }))
+    assert.equal(2, r.ok)
+    assert.equal(2, calls.restore)
+    r = assert(batch.backup(c, { dir = dir, names = { "c", "c" } }))
+    assert.equal(1, r.ok)
+    assert.equal(1, calls.backup)
+    sh("rm -rf " .. dir)
+  end)
+
+  it("a match selecting nothing is an error, and writes nothing", function()
+    local dir = tmpdir()
+    local c = fake { page { "a" } }
+    local r, err = batch.backup(c, { dir = dir, match = "zz*" })
+    assert.is_nil(r)
+    assert.equal("invalid_argument", err.kind)
+    assert.is_nil(read(dir .. "/manifest.json"))
+    local set = make_set()
+    r, err = batch.restore(c, { dir = set, match = "zz*" })
+    assert.is_nil(r)
+    assert.equal("invalid_argument", err.kind)
+    sh("rm -rf " .. dir .. " " .. set)
+  end)
+end)
+
+-- ---------------------------------------------------------------- glob
+
+-- Reference: a memoised recursive matcher (obviously right, polynomial).
+local function reference(glob, name)
+  local memo = {}
+  local function m(i, j)
+    local k = i * 1000 + j
+    if memo[k] ~= nil then return memo[k] end
+    local r
+    if j > #glob then r = i > #name
+    elseif glob:sub(j, j) == "*" then r = m(i, j + 1) or (i <= #name and m(i + 1, j))
+    else r = i <= #name and (glob:sub(j, j) == "?" or glob:sub(j, j) == name:sub(i, i)) and m(i + 1, j + 1) end
+    memo[k] = r or false
+    return memo[k]
+  end
+  return m(1, 1)
+end
+
+describe("batch.glob (item 15)", function()
+  it("agrees with a reference matcher on 3000 random globs and names", function()
+    math.randomseed(13)
+    local alphabet = { "a", "b", "*", "?", "." , "%" }
+    for _ = 1, 3000 do
+      local g, n = {}, {}
+      for i = 1, math.random(0, 8) do g[i] = alphabet[math.random(#alphabet)] end
+      for i = 1, math.random(0, 10) do n[i] = alphabet[math.random(1, 2)] end
+      local glob, name = table.concat(g), table.concat(n)
+      assert.equal(reference(glob, name), batch.glob(glob)(name), ("glob %q name %q"):format(glob, name))
+    end
+  end)
+
+  it("matches a pathological glob in at most #name * #glob steps (counted, not timed)", function()
+    -- '*a' sixteen times then 'b' against 64 'a's: exponential for a backtracking matcher.
+    local glob, name = ("*a"):rep(16) .. "b", ("a"):rep(64)
+    local match = batch.glob(glob)
+    local steps = 0
+    debug.sethook(function() steps = steps + 1 end, "", 1)
+    local r = match(name)
+    debug.sethook()
+    assert.is_false(r)
+    assert.is_true(steps < 40 * #name * #glob, "took " .. steps .. " VM instructions")
+    -- and the whole check through a process of its own, which an exponential matcher (the
+    -- Lua pattern '^.*a.*a...b$' runs inside one C call the hook cannot see) never ends.
+    local interp = rawget(_G, "jit") and "luajit" or "lua5.4"
+    local script = ('package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path; '
+      .. 'local b = require "csms.batch"; for _ = 1, 100 do assert(not b.glob(%q)(%q)) end; print("done")')
+      :format(glob, name)
+    local cpath = package.cpath:match("[^;]*build/[^;]*") or "./build/lua54/?.so"
+    local p = io.popen(("LUA_CPATH=%q timeout 60 %s -e %q 2>&1"):format(cpath .. ";;", interp, script))
+    local out = p:read("*a")
+    p:close()
+    assert.equal("done\n", out)
+  end)
+end)
