@@ -248,13 +248,15 @@ describe("csms-backup on a full disk (item 17)", function()
 end)
 
 describe("csms-backup interrupted by Ctrl-C", function()
-  it("exits 130 with no traceback, says --resume, and leaves a set that resumes", function()
-    seed(30)
-    e:config { latency_ms = 100 }
-    local dir = emulator.tmpdir() .. "/set"
+  -- Starts a backup in the background (under script(1), a terminal, when tty), waits until it
+  -- has recorded a few files, sends SIGINT; returns its exit code, stdout and stderr.
+  local function interrupt(dir, tty)
     local out, err, codef, pidf = os.tmpname(), os.tmpname(), os.tmpname(), os.tmpname()
-    os.execute("cd " .. q(emulator.root) .. " && ( " .. base_env() .. " sh -c " .. q("echo $$ > " .. pidf
-      .. "; exec " .. command { "backup", dir, "--endpoint", e.endpoint, "--concurrency", "2" })
+    local inner = "echo $$ > " .. pidf .. "; exec " .. command { "backup", dir, "--endpoint", e.endpoint,
+      "--concurrency", "2" }
+    local cmd = base_env() .. " sh -c " .. q(inner)
+    if tty then cmd = "script -qfec " .. q(cmd) .. " /dev/null" end
+    os.execute("cd " .. q(emulator.root) .. " && ( " .. cmd
       .. " >" .. q(out) .. " 2>" .. q(err) .. " </dev/null; echo $? > " .. q(codef) .. " ) &")
     local deadline = os.time() + 20
     local lines
@@ -265,9 +267,31 @@ describe("csms-backup interrupted by Ctrl-C", function()
     assert.is_true(lines >= 4, "the run got going")
     os.execute("kill -INT " .. read(pidf):match("%d+"))
     repeat os.execute("sleep 0.1") until (read(codef) or "") ~= "" or os.time() > deadline + 10
+    local r = { code = tonumber(read(codef)), out = read(out), err = read(err) }
+    for _, p in ipairs { out, err, codef, pidf } do os.remove(p) end
+    return r
+  end
+
+  it("on a terminal: clears the progress bar before it says so", function()
+    seed(30)
+    e:config { latency_ms = 100 }
+    local dir = emulator.tmpdir() .. "/set"
+    local r = interrupt(dir, true)
     e:config { latency_ms = 0 }
-    assert.equal(130, tonumber(read(codef)))
-    local stderr = read(err)
+    assert.equal(130, r.code)
+    assert.matches("backup [#", r.out, 1, true) -- the bar was drawn
+    assert.matches("\r\27[Kcsms-backup: interrupted", r.out, 1, true)
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("exits 130 with no traceback, says --resume, and leaves a set that resumes", function()
+    seed(30)
+    e:config { latency_ms = 100 }
+    local dir = emulator.tmpdir() .. "/set"
+    local res = interrupt(dir)
+    e:config { latency_ms = 0 }
+    assert.equal(130, res.code)
+    local stderr = res.err
     assert.matches("interrupted", stderr, 1, true)
     assert.matches("--resume", stderr, 1, true)
     assert.is_nil(stderr:find("traceback", 1, true))
@@ -275,7 +299,6 @@ describe("csms-backup interrupted by Ctrl-C", function()
     assert.equal(0, r.code, r.err)
     assert.matches("skipped", r.out, 1, true)
     assert.equal(0, run { "verify", dir }.code)
-    for _, p in ipairs { out, err, codef, pidf } do os.remove(p) end
     os.execute("rm -rf " .. q(dir))
   end)
 end)

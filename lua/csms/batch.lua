@@ -66,9 +66,10 @@ local function locked(client, dir, shared, op, fn, ...)
   end
   local lock, lerr, code = core.lock(dir .. "/" .. LOCK, shared)
   if not lock and not (shared and (code == "missing" or code == "denied")) then
-    return nil, errors.new(code == "busy" and "busy" or "io", code == "busy" and (dir
-      .. " is being written by " .. (shared and "a" or "another") .. " backup (it holds " .. LOCK .. "); run again when that one has ended")
-      or lerr, { op = op })
+    if code ~= "busy" then return nil, errors.new("io", lerr, { op = op }) end
+    return nil, errors.new("busy", dir .. (shared and " is being written by a backup" or
+      " is being written by another backup, or read by a verify or restore") .. " (it holds " .. LOCK
+      .. "); run again when that one has ended", { op = op })
   end
   if client then running[client] = true end
   local res = { pcall(fn, ...) }
