@@ -221,8 +221,7 @@ local function read_set(dir)
   local lines = {}
   for line in (journal or ""):gmatch("[^\n]+") do lines[#lines + 1] = line end
   -- The last line of a killed run may be torn: it does not parse and is ignored.
-  local jinfo = { exists = journal ~= nil, header = nil, torn = journal ~= nil and journal ~= ""
-    and journal:sub(-1) ~= "\n" }
+  local jinfo = { header = nil, torn = journal ~= nil and journal ~= "" and journal:sub(-1) ~= "\n" }
   if not text and #lines == 0 then
     return nil, errors.new("io", "no " .. MANIFEST .. " in " .. dir)
   end

@@ -7,7 +7,8 @@
 -- item 1); the same re-run with verify and restore --dry-run running against the directory
 -- meanwhile (each must be refused "busy" or find every item intact). Each backup is a
 -- separate process (concurrency 4) against the emulator with 10-20 ms latency per request,
--- killed after a random delay.
+-- killed once its journal has a random number of lines (a random point of its progress), plus
+-- up to 40 ms; one trial in ten lets it end.
 --
 -- As a module (spec/crash_spec.lua): require("spec.support.crash_trials").run(e, opts).
 -- As a script, from the repository root, with its own emulator:
@@ -30,7 +31,7 @@ local function count(t)
   return n
 end
 
--- opts: trials (default 32), secrets (80), seed, log (function(line)), max_delay (s, 0.5)
+-- opts: trials (default 32), secrets (80), seed, log (function(line))
 function M.run(e, opts)
   opts = opts or {}
   local csms = require "csms"
@@ -38,7 +39,6 @@ function M.run(e, opts)
   local core = require "csms.core"
   local trials, nsecrets = opts.trials or 32, opts.secrets or 80
   local log = opts.log or function() end
-  local max_delay = opts.max_delay or 0.5
   math.randomseed(opts.seed or os.time())
 
   local function client()
@@ -80,31 +80,43 @@ function M.run(e, opts)
     return pid
   end
 
-  local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+  local function alive(pid) -- os.execute gives true under Lua 5.4, 0 under LuaJIT
+    local r = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+    return r == true or r == 0
+  end
 
-  -- Lets a backup run for `delay` seconds (readers, when given, run against dir meanwhile),
-  -- then kills it with SIGKILL. Returns a list of problems the readers met.
-  local function run_and_kill(dir, resume, delay, readers)
+  local function journal_lines(dir)
+    return select(2, (read(dir .. "/" .. "manifest.journal") or ""):gsub("\n", ""))
+  end
+
+  -- Lets a backup run until its journal has `lines` lines (or it ends), `extra` seconds more,
+  -- then kills it with SIGKILL; readers, when asked, run against dir meanwhile. Waiting on the
+  -- run's progress rather than a clock puts the kills across the whole run on any machine.
+  -- Returns the problems the readers met and whether the run was still going on.
+  local function run_and_kill(dir, resume, lines, extra, readers)
     local problems = {}
+    local rc = readers and client()
     local pid = start_backup(dir, resume)
-    local t0 = core.monotonic()
-    if readers then
-      local rc = client()
-      while core.monotonic() - t0 < delay do
+    local deadline, polls = core.monotonic() + 60, 0
+    while journal_lines(dir) < lines and core.monotonic() < deadline do
+      polls = polls + 1
+      if polls % 20 == 0 and not alive(pid) then break end
+      if readers then
         local v, err = batch.verify(dir)
         if v and v.failed > 0 then problems[#problems + 1] = "verify during a backup: " .. tostring(v.items[1].err) end
         if not v and err.kind ~= "busy" then problems[#problems + 1] = "verify during a backup: " .. tostring(err) end
         local r, rerr = batch.restore(rc, { dir = dir, dry_run = true, on_conflict = "skip" })
         if r and r.failed > 0 then problems[#problems + 1] = "restore --dry-run during a backup: failed items" end
         if not r and rerr.kind ~= "busy" then problems[#problems + 1] = "restore --dry-run: " .. tostring(rerr) end
+      else
+        core.sleep(0.003)
       end
-      rc:close()
-    else
-      os.execute(("sleep %.3f"):format(delay))
     end
+    core.sleep(extra)
     local midway = alive(pid)
     os.execute("kill -9 " .. pid .. " 2>/dev/null")
-    while alive(pid) do os.execute("sleep 0.01") end
+    while alive(pid) do core.sleep(0.01) end
+    if rc then rc:close() end
     return problems, midway
   end
 
@@ -161,27 +173,31 @@ function M.run(e, opts)
   local kinds = { "fresh", "resume", "rerun", "rerun+readers" }
   for t = 1, trials do
     local kind = kinds[(t - 1) % #kinds + 1]
-    local delay = 0.02 + math.random() * max_delay
+    -- the kill: after a random share of the run's journal lines (the header, then one line a
+    -- file), plus up to 40 ms; one trial in ten lets the run end.
+    local lines = math.random() < 0.1 and math.huge or math.random(0, nsecrets)
+    local extra = math.random() * 0.04
     e:config { latency_ms = 10, latency_jitter_ms = 10 }
     local dir, problems, whole, midway
     if kind == "fresh" then
       fresh = tmpdir()
       dirs[#dirs + 1] = fresh
       dir, whole = fresh, false
-      problems, midway = run_and_kill(dir, false, delay)
+      problems, midway = run_and_kill(dir, false, lines, extra)
     elseif kind == "resume" then
       dir, whole = fresh, false
-      problems, midway = run_and_kill(dir, true, delay)
+      problems, midway = run_and_kill(dir, true, lines, extra)
     else
       dir, whole = complete, true
-      problems, midway = run_and_kill(dir, false, delay, kind == "rerun+readers")
+      problems, midway = run_and_kill(dir, false, lines, extra, kind == "rerun+readers")
     end
     if midway then midway_kills = midway_kills + 1 end
     e:config { latency_ms = 0, latency_jitter_ms = 0 }
-    local items, err = check(dir, ("trial %d (%s, killed after %.3f s)"):format(t, kind, delay), whole)
+    local at = ("%s lines + %.3f s"):format(lines == math.huge and "all" or tostring(lines), extra)
+    local items, err = check(dir, ("trial %d (%s, killed at %s)"):format(t, kind, at), whole)
     for _, p in ipairs(problems) do failures[#failures + 1] = ("trial %d: %s"):format(t, p) end
     if not items then failures[#failures + 1] = err end
-    log(("trial %d %-14s %s after %.3f s: %s"):format(t, kind, midway and "killed" or "ended", delay,
+    log(("trial %d %-14s %s at %s: %s"):format(t, kind, midway and "killed" or "ended", at,
       items and (items .. " items verified and restored") or ("FAILED " .. err)))
   end
   c:close()
