@@ -14,8 +14,8 @@
 local core = require "csms.core"
 local cjson = require "cjson.safe"
 local csms = require "csms"
-local cosocket = require "csms.cosocket"
 local errors = require "csms.errors"
+local scheduler = require "csms.scheduler"
 
 local M = {}
 
@@ -313,113 +313,6 @@ local function verified_blob(dir, it)
   return data
 end
 
--- ---------------------------------------------------------------- running operations
-
--- One item to its end on the client's own loop (client:run sleeps between attempts).
-local function run_one(client, item, make_op, finish)
-  local op, err = make_op(item)
-  if op then finish(item, client:run(op)) else finish(item, nil, err) end
-end
-
--- Inside nginx: `concurrency` light threads (ngx.thread) take items in turn; each waits on
--- its cosocket without blocking the worker.
-local function run_threads(client, items, concurrency, make_op, finish, tick)
-  local next_item = 1
-  local function worker()
-    while next_item <= #items do
-      local item = items[next_item]
-      next_item = next_item + 1
-      run_one(client, item, make_op, finish)
-      tick()
-    end
-  end
-  local threads = {}
-  for i = 1, math.min(concurrency, #items) do threads[i] = ngx.thread.spawn(worker) end
-  for _, th in ipairs(threads) do
-    local ok, err = ngx.thread.wait(th)
-    if not ok then error(err, 0) end
-  end
-end
-
--- Runs make_op(item) for every item with up to `concurrency` requests in flight on the
--- client's transport (libcurl's multi interface: no thread or process per request) and calls
--- finish(item, result, err) as each ends, and tick() at least every 0.1 s while it waits.
--- A transport without submit/poll (a user function) runs them one at a time.
-local TICK = 0.1
-local function run_all(client, items, concurrency, make_op, finish, tick)
-  tick = tick or function() end
-  local t = client.transport
-  if concurrency > 1 and cosocket.available() then
-    return run_threads(client, items, concurrency, make_op, finish, tick)
-  end
-  if concurrency <= 1 or not (t.submit and t.poll) then
-    for _, item in ipairs(items) do
-      run_one(client, item, make_op, finish)
-      tick()
-    end
-    return
-  end
-  local inflight, count, waiting, next_item = {}, 0, {}, 1
-
-  local function launch(op, item)
-    local req, err = op:request()
-    local id
-    if req then
-      id, err = t:submit(req)
-      if not id then err = errors.new("invalid_argument", err, { op = op.op }) end
-    end
-    if not id then return finish(item, nil, err) end
-    inflight[id] = { op = op, item = item }
-    count = count + 1
-  end
-
-  local function due_retry(now)
-    for i, w in ipairs(waiting) do
-      if w.at <= now then return table.remove(waiting, i) end
-    end
-  end
-
-  while true do
-    local now = core.monotonic()
-    while count < concurrency do
-      local w = due_retry(now)
-      if w then
-        launch(w.op, w.item)
-      elseif next_item <= #items then
-        local item = items[next_item]
-        next_item = next_item + 1
-        local op, err = make_op(item)
-        if op then launch(op, item) else finish(item, nil, err) end
-      else
-        break
-      end
-    end
-    if count == 0 and #waiting == 0 and next_item > #items then return end
-    local wake = math.huge
-    for _, w in ipairs(waiting) do wake = math.min(wake, w.at) end
-    if count == 0 then
-      t:sleep(math.min(TICK, math.max(0, wake - core.monotonic())))
-    else
-      -- With every slot busy only a completion can let anything start.
-      local timeout = count >= concurrency and TICK or math.min(TICK, math.max(0.001, wake - core.monotonic()))
-      for _, c in ipairs(t:poll(timeout)) do
-        local e = inflight[c.id]
-        inflight[c.id] = nil
-        count = count - 1
-        local what, v = e.op:outcome(c.res, c.terr)
-        if what == "done" then
-          finish(e.item, v)
-        elseif what == "failed" then
-          finish(e.item, nil, v)
-        else
-          waiting[#waiting + 1] = { at = core.monotonic() + v, op = e.op, item = e.item }
-        end
-      end
-    end
-    tick()
-  end
-end
-
 -- ---------------------------------------------------------------- listing
 
 local MAX_PAGES = 100000 -- 20 million secrets: a listing that never ends is the server's fault
@@ -691,7 +584,7 @@ function backup_locked(client, opts, dir)
     record(report, item, total, opts.on_progress)
   end
 
-  run_all(client, todo, opts.concurrency or 8,
+  scheduler.run(client, todo, opts.concurrency or 8,
     function(t) return client:backup_operation(t.name) end, finish,
     function() if #pending > 0 and core.monotonic() - pending_since >= GROUP_SECONDS then commit() end end)
   commit()
@@ -785,7 +678,7 @@ function restore_locked(client, opts, on_conflict)
     end
     return report
   end
-  run_all(client, items, opts.concurrency or 8, make_op, finish)
+  scheduler.run(client, items, opts.concurrency or 8, make_op, finish)
   return report
 end
 

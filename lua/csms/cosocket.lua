@@ -375,6 +375,9 @@ function Auto:sleep(seconds)
   if t then t:sleep(seconds) end
 end
 
+-- csms.scheduler overlaps requests in light threads where cosockets exist (transport.lua).
+function Auto.mode() return M.available() and "threads" or "serial" end
+
 function Auto:close()
   if self.curl then self.curl:close() end
 end

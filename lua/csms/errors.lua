@@ -19,6 +19,7 @@ M.kinds = {
   response_too_large = true,   -- the body passed the client's cap
   bad_response = true,         -- a 2xx whose body is not what the API documents
   conflict_after_retry = true, -- a retried restore met its own secret (see README)
+  throttled = true,            -- still answered 429 at the end of throttle_deadline
   phase = true,                -- inside nginx, called from a phase without cosockets
   io = true,                   -- local files (csms.batch)
   corrupt = true,              -- a backup file does not match its manifest (csms.batch)
@@ -43,6 +44,7 @@ function Error:__tostring()
   end
   if self.request_id then body = body .. " (request_id " .. self.request_id .. ")" end
   if self.attempts and self.attempts > 1 then body = body .. (" after %d attempts"):format(self.attempts) end
+  if self.budget_spent then body = body .. " (not retried: the client's retry budget is spent)" end
   return head .. body
 end
 

@@ -5,6 +5,9 @@ local cjson = require "cjson.safe"
 local config = require "csms.config"
 local errors = require "csms.errors"
 local metadata = require "csms.metadata"
+local operation = require "csms.operation"
+local ratelimit = require "csms.ratelimit"
+local scheduler = require "csms.scheduler"
 local transport = require "csms.transport"
 
 local M = {
@@ -15,8 +18,6 @@ M.USER_AGENT = "lua-csms/" .. M._VERSION
 
 local CONTENT_TYPE = "application/json;charset=UTF-8"
 local RETRY_STATUS = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
--- Statuses after which the service may have carried out a (non-idempotent) restore.
-local MAYBE_APPLIED_STATUS = { [500] = true, [502] = true, [503] = true, [504] = true }
 
 -- ---------------------------------------------------------------- argument checks (raise)
 
@@ -35,6 +36,7 @@ local OPTION_TYPES = {
   timeout = "number", connect_timeout = "number", retries = "number", backoff_base = "number",
   backoff_max = "number", retry_after_max = "number", max_response = "number",
   verify_tls = "boolean", cafile = "string", proxy = "string",
+  rate_limit = "number", adaptive = "boolean", throttle_deadline = "number", shared_dict = "string",
 }
 
 local function check_options(opts)
@@ -64,10 +66,12 @@ local function check_options(opts)
   end
   check(opts.max_response == nil or (opts.max_response > 0 and opts.max_response < math.huge),
     "max_response must be a positive number")
-  for _, k in ipairs { "backoff_base", "backoff_max", "retry_after_max" } do
+  for _, k in ipairs { "backoff_base", "backoff_max", "retry_after_max", "throttle_deadline" } do
     local v = opts[k]
     check(v == nil or (v >= 0 and v < math.huge), "%s must be a number >= 0", k)
   end
+  check(opts.rate_limit == nil or (opts.rate_limit >= ratelimit.MIN_RATE and opts.rate_limit < math.huge),
+    "rate_limit must be a number of requests per second >= %s", ratelimit.MIN_RATE)
   return opts
 end
 
@@ -176,46 +180,6 @@ Client.__index = Client
 -- client -> { signer | auth_token, secrets (to redact), metadata, metadata_transport, expires_at }
 local private = setmetatable({}, { __mode = "k" })
 
--- Converts cjson's nulls to nil and whole floats to integers (times are milliseconds).
-local function tidy(v)
-  if type(v) == "table" then
-    for k, x in pairs(v) do
-      if x == cjson.null then v[k] = nil else v[k] = tidy(x) end
-    end
-  elseif type(v) == "number" and math.tointeger then
-    return math.tointeger(v) or v
-  end
-  return v
-end
-
--- Seconds since the epoch of an HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT"), or nil.
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
-                 Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-local function http_date(v)
-  local d, mon, y, hh, mm, ss = (v or ""):match("(%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
-  if not (d and MONTHS[mon]) then return nil end
-  return config.epoch(tonumber(y), MONTHS[mon], tonumber(d), tonumber(hh), tonumber(mm), tonumber(ss))
-end
-
--- Seconds from a Retry-After value: delta-seconds or an HTTP date.
-local function retry_after_seconds(v, now)
-  if not v then return nil end
-  local n = tonumber(v:match("^%s*(%d+)%s*$"))
-  if n then return n end
-  local t = http_date(v)
-  return t and math.max(0, t - now)
-end
-
-local SKEW_TOLERANCE = 300 -- seconds the signing clock may be off before it is corrected
-
--- The server's clock, from an answer: the time an expired-signature 401 quotes
--- ("current ts:<ms>"), else the Date header. Returns its offset from ours, in seconds.
-local function server_clock_offset(res, error_msg)
-  local ms = error_msg and tonumber(error_msg:match("current ts:%s*(%d+)"))
-  local t = ms and ms / 1000 or http_date(res.headers.date)
-  if t then return math.floor(t - os.time() + 0.5) end
-end
-
 -- The transport a client uses unless given one: libcurl, or inside nginx cosockets (never a
 -- blocking call on a serving worker: csms.cosocket).
 local function default_transport(opts)
@@ -256,9 +220,22 @@ function M.new(opts)
     backoff_base = opts.backoff_base or 0.2,
     backoff_max = opts.backoff_max or 10,
     retry_after_max = opts.retry_after_max or 30,
+    throttle_deadline = opts.throttle_deadline or 300,
     clock_skew = 0, -- seconds added to the local clock when signing
+    budget = ratelimit.budget(),
   }, Client)
   self.host = self.endpoint:match("^https?://([^/]+)")
+  local dict
+  if opts.shared_dict then
+    dict = ngx and ngx.shared and ngx.shared[opts.shared_dict]
+    if not dict then
+      return nil, errors.new("config", "shared_dict: no lua_shared_dict named " .. opts.shared_dict
+        .. " (declare it in nginx's http block: lua_shared_dict " .. opts.shared_dict .. " 1m;)")
+    end
+  end
+  self.limiter = ratelimit.new { clock = operation.clock, rate_limit = opts.rate_limit,
+    adaptive = opts.adaptive, dict = dict,
+    key = "csms:rate:" .. self.endpoint .. ":" .. tostring(self.project_id) }
   if type(opts.transport) == "function" then
     self.transport = transport.from_function(opts.transport)
   else
@@ -268,6 +245,7 @@ function M.new(opts)
       if not self.transport then return nil, err end
     end
   end
+  transport.mode(self.transport) -- raises on a transport that declares a mode it cannot keep
   -- Tokens travel in headers, so a server may echo them: errors redact them. The SK never
   -- leaves the C signer (a server cannot echo it) and is not kept here.
   local p = { secrets = { s.security_token or s.auth_token } } -- at most one of the two
@@ -346,107 +324,15 @@ function Client:http_error(op, res)
   })
 end
 
-function Client:backoff(attempt)
-  local cap = math.min(self.backoff_max, self.backoff_base * 2 ^ (attempt - 1))
-  return core.random() * cap
-end
-
-local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
-
--- ---------------------------------------------------------------- operations
--- One API call with its retry state. client:backup() and friends run one to the end;
--- csms.batch drives many at once through the same three steps:
---   local req = op:request()            -- the next attempt, signed now
---   local what, v = op:outcome(res, terr)
---   -- "done", result | "retry", seconds to wait | "failed", err
-
-local Operation = {}
-Operation.__index = Operation
-
--- finish(doc, request_id) turns a decoded 2xx answer into the result, or nil, err.
+-- The operation for one API call (csms.operation); finish(doc, request_id) turns a decoded
+-- 2xx answer into the result, or nil, err.
 function Client:operation(op, method, path, body, finish)
-  return setmetatable({
-    client = self, op = op, method = method, path = path, body = body, finish = finish,
-    attempt = 0, maybe_applied = false,
-    -- DownloadSecretBlob is a POST that changes nothing; every other POST may.
-    once = op ~= "backup" and not IDEMPOTENT[method],
-  }, Operation)
+  return operation.new(self, op, method, path, body, finish)
 end
 
-function Operation:request()
-  self.attempt = self.attempt + 1
-  local req, err = self.client:prepare(self.method, self.path, self.body)
-  if not req then
-    err.op, err.attempts = self.op, self.attempt
-    return nil, err
-  end
-  req.once = self.once
-  return req
-end
-
-function Operation:outcome(res, terr)
-  local client = self.client
-  local err, delay
-  if res and res.status >= 200 and res.status < 300 then
-    local offset = server_clock_offset(res)
-    if offset and math.abs(offset - client.clock_skew) > SKEW_TOLERANCE then client.clock_skew = offset end
-    local rid = res.headers["x-request-id"]
-    self.request_id = rid
-    local doc = res.body == "" or cjson.decode(res.body)
-    if doc ~= true and type(doc) ~= "table" then
-      return "failed", errors.new("bad_response", "the answer is not a JSON object", {
-        op = self.op, status = res.status, request_id = rid, attempts = self.attempt })
-    end
-    local result
-    result, err = self.finish(tidy(doc), rid)
-    if result == nil then
-      err.op, err.request_id, err.attempts = self.op, rid, self.attempt
-      return "failed", err
-    end
-    return "done", result
-  elseif res then
-    err = client:http_error(self.op, res)
-    -- A signature the gateway calls expired, signed by a clock far from the server's: correct
-    -- the signing clock and try once more (never more: the gateway locks an AK after 5 401s).
-    local offset = server_clock_offset(res, res.status == 401 and err.error_msg or nil)
-    if offset and math.abs(offset - client.clock_skew) > SKEW_TOLERANCE then
-      client.clock_skew = offset
-      if res.status == 401 and not self.skew_retried and (err.error_msg or ""):lower():find("expired", 1, true) then
-        self.skew_retried = true
-        return "retry", 0
-      end
-    end
-    if err.conflict and self.maybe_applied then
-      err.kind = "conflict_after_retry"
-      err.message = "an earlier attempt may have restored the secret before failing ("
-        .. tostring(self.last_err) .. "); the service now says it exists"
-    end
-    self.maybe_applied = self.maybe_applied or MAYBE_APPLIED_STATUS[res.status] or false
-    local ra = retry_after_seconds(res.headers["retry-after"], os.time())
-    if err.retryable and ra then
-      if ra > client.retry_after_max then err.retryable = false else delay = ra end
-    end
-  else
-    err = errors.new(terr.kind, terr.message, {
-      op = self.op, retryable = terr.kind == "transport" or terr.kind == "timeout" })
-    self.maybe_applied = self.maybe_applied or terr.sent or false
-  end
-  err.attempts = self.attempt
-  if not err.retryable or self.attempt > client.retries then return "failed", err end
-  self.last_err = err
-  return "retry", delay or client:backoff(self.attempt)
-end
-
--- Runs an operation to its end on this client's transport, sleeping between attempts.
+-- Runs an operation to its end (csms.scheduler: the client's limiter and retry budget).
 function Client:run(op)
-  while true do
-    local req, err = op:request()
-    if not req then return nil, err end
-    local what, v = op:outcome(self.transport:request(req))
-    if what == "done" then return v end
-    if what == "failed" then return nil, v end
-    self.transport:sleep(v)
-  end
+  return scheduler.run_one(self, op)
 end
 
 local function bad_response(msg) return nil, errors.new("bad_response", msg) end

@@ -8,8 +8,18 @@
 --       terr = { kind = "transport"|"timeout"|"tls"|"response_too_large"|"bad_response"|
 --                "invalid_argument", message = string, sent = boolean }
 --   sleep(self, seconds), close(self)
--- The default one is libcurl (csms.core.http); csms.new{ transport = fn } wraps a function
--- fn(req) -> res | nil, terr the same way, so other event loops can plug theirs in.
+--   mode(self) -> how csms.scheduler may overlap requests on it (optional: "serial" if absent):
+--       "serial"  request() blocks until the answer: one request at a time;
+--       "threads" request() yields to an event loop (nginx cosockets): light threads overlap;
+--       "multi"   the transport also has
+--                   submit(self, req) -> id | nil, message   (starts a request, does not wait)
+--                   poll(self, timeout) -> { { id = id, res = res, terr = terr }, ... }
+--                 (waits up to timeout seconds for completions, returns those that ended,
+--                 possibly none); one loop keeps many requests in flight.
+-- The default one is libcurl (csms.core.http, "multi"); inside nginx csms.cosocket ("threads"
+-- where cosockets exist). csms.new{ transport = fn } wraps a function fn(req) -> res | nil, terr
+-- as a "serial" transport, so other event loops can plug theirs in; a table declaring "multi"
+-- runs concurrently on the user's own loop.
 local core = require "csms.core"
 
 local M = {}
@@ -74,6 +84,8 @@ end
 
 function Curl.sleep(_, seconds) core.sleep(seconds) end
 
+function Curl.mode() return "multi" end
+
 function Curl:close() self.http:close() end
 
 -- A user function as a transport.
@@ -82,7 +94,23 @@ function M.from_function(fn)
     request = function(_, req) return fn(req) end,
     sleep = function(_, seconds) core.sleep(seconds) end,
     close = function() end,
+    mode = function() return "serial" end,
   }
+end
+
+local MODES = { serial = true, threads = true, multi = true }
+
+-- The transport's mode (see above), checked: misuse raises.
+function M.mode(t)
+  if t.mode == nil then return "serial" end
+  local mode = t:mode()
+  if not MODES[mode] then
+    error("csms: transport:mode() must return \"serial\", \"threads\" or \"multi\", got " .. tostring(mode), 0)
+  end
+  if mode == "multi" and not (type(t.submit) == "function" and type(t.poll) == "function") then
+    error("csms: a transport whose mode() is \"multi\" must have submit and poll methods", 0)
+  end
+  return mode
 end
 
 return M

@@ -1,0 +1,205 @@
+-- csms.ratelimit: what every request of one client shares about the service's limits.
+--
+-- Limiter: a token bucket every send takes a token from. It is off until the first throttling
+-- answer (429), unless rate_limit fixes a rate from the start. Its fill rate then follows the
+-- AWS SDKs' adaptive mode (CUBIC): on a throttle remember the rate as w_max and cut it to 0.7 of
+-- it; on success grow along 0.4 * (t - K)^3 + w_max, K = cbrt(0.3 * w_max / 0.4); never above
+-- twice the measured send rate, never below 0.5/s, never above rate_limit. Unlike botocore, the
+-- throttles of requests sent before the last cut do not cut again: the burst that met the limit
+-- is one event, not twenty. A Retry-After pauses every send of the client.
+--
+-- Budget: the AWS SDKs' standard-mode retry quota: 500 tokens, an error retry costs 5 (a timeout
+-- 10), every success gives 1 back; a retry that finds too few is not made. Throttles cost nothing.
+--
+-- Times are seconds from clock() (core.monotonic: the same clock in every process of a machine,
+-- so nginx workers can share a limiter's state through a lua_shared_dict).
+local M = {}
+
+M.MIN_RATE = 0.5
+local BETA, SCALE = 0.7, 0.4
+local SLOT, SLOTS = 0.1, 10  -- the send rate is measured over the last second in 0.1 s slots
+local SHARE_EVERY = 0.5      -- seconds between reads of a shared dict
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+-- opts: clock (function), rate_limit (req/s or nil), adaptive (default true),
+-- dict (an ngx.shared dict or nil), key (the dict key).
+function M.new(opts)
+  local self = setmetatable({
+    clock = opts.clock, fixed = opts.rate_limit, adaptive = opts.adaptive ~= false,
+    dict = opts.dict, key = opts.key,
+    enabled = false, rate = nil, capacity = 1, tokens = 0, filled_at = 0,
+    paused_until = -math.huge, paused_at = -math.huge, w_max = 0, k = 0, last_cut = -math.huge,
+    throttled = 0, sends = 0, slots = {}, slot_of = {}, synced_at = -math.huge,
+  }, Limiter)
+  if self.fixed then
+    self.enabled = true
+    self:set_rate(self.fixed, self.clock())
+    self.tokens = 1
+  end
+  return self
+end
+
+function Limiter:set_rate(r, now)
+  self:refill(now)
+  r = math.max(M.MIN_RATE, r)
+  if self.fixed then r = math.min(r, self.fixed) end
+  self.rate = r
+  -- A burst of a quarter second: a sliding-window gateway sees at most 1.25 s worth in a second.
+  self.capacity = math.max(1, r / 4)
+  self.tokens = math.min(self.tokens, self.capacity)
+end
+
+function Limiter:refill(now)
+  if self.rate and now > self.filled_at then
+    self.tokens = math.min(self.capacity, self.tokens + (now - self.filled_at) * self.rate)
+  end
+  self.filled_at = now
+end
+
+local function record(self, now)
+  local slot = math.floor(now / SLOT)
+  local s, i = self.slot_of, slot % SLOTS
+  if s[i] ~= slot then s[i], self.slots[i] = slot, 0 end
+  self.slots[i] = self.slots[i] + 1
+  self.sends = self.sends + 1
+end
+
+-- The sends of the last second (0.1 s slots), per second: the "current send rate".
+function Limiter:send_rate(now)
+  now = now or self.clock()
+  local slot = math.floor(now / SLOT)
+  local s, sum = self.slot_of, 0
+  for i = 0, SLOTS - 1 do
+    if s[i] and s[i] > slot - SLOTS then sum = sum + self.slots[i] end
+  end
+  return sum / (SLOT * SLOTS)
+end
+
+-- ---------------------------------------------------------------- sharing across nginx workers
+-- The dict holds "enabled rate w_max k last_cut paused_until" under key; a worker adopts a state
+-- newer than its own (a later cut, a later pause) and writes its own after each change.
+
+function Limiter:share(now)
+  if not self.dict then return end
+  self.dict:set(self.key, ("%d %.6f %.6f %.6f %.6f %.6f"):format(self.enabled and 1 or 0,
+    self.rate or 0, self.w_max, self.k, self.last_cut == -math.huge and -1 or self.last_cut,
+    self.paused_until == -math.huge and -1 or self.paused_until))
+  self.synced_at = now
+end
+
+function Limiter:sync(now)
+  if not self.dict or now - self.synced_at < SHARE_EVERY then return end
+  self.synced_at = now
+  local v = self.dict:get(self.key)
+  if type(v) ~= "string" then return end
+  local en, rate, w_max, k, cut, pause = v:match("^(%d) (%S+) (%S+) (%S+) (%S+) (%S+)$")
+  if not en then return end
+  rate, w_max, k, cut, pause = tonumber(rate), tonumber(w_max), tonumber(k), tonumber(cut), tonumber(pause)
+  if pause and pause > self.paused_until then self.paused_until, self.paused_at = pause, now end
+  if en == "1" and self.adaptive and cut and cut > self.last_cut then
+    self.enabled, self.w_max, self.k, self.last_cut = true, w_max, k, cut
+    self:set_rate(rate, now)
+  end
+end
+
+-- ---------------------------------------------------------------- the three events
+
+-- Before a send: takes a token (the bucket may go below zero: a reservation) and returns the
+-- seconds to wait before sending, 0 when the send may go now. The caller waits that long and
+-- sends, unless a pause began meanwhile (paused_at later than its call): then it asks again.
+function Limiter:acquire(now)
+  now = now or self.clock()
+  self:sync(now)
+  local wait = 0
+  if self.enabled then
+    self:refill(now)
+    self.tokens = self.tokens - 1
+    if self.tokens < 0 then wait = -self.tokens / self.rate end
+  end
+  if now < self.paused_until then wait = math.max(wait, self.paused_until - now) end
+  record(self, now)
+  return wait
+end
+
+-- A throttling answer to a request sent at sent_at; retry_after: the seconds the gateway asked
+-- for, or nil.
+function Limiter:throttle(sent_at, retry_after, now)
+  now = now or self.clock()
+  self.throttled = self.throttled + 1
+  local changed = false
+  if retry_after and now + retry_after > self.paused_until then
+    self.paused_until, self.paused_at = now + retry_after, now
+    changed = true
+  end
+  if self.adaptive and sent_at >= self.last_cut then
+    local measured = self:send_rate(now)
+    local r = self.enabled and math.min(measured, self.rate) or measured
+    r = math.max(r, M.MIN_RATE)
+    self.w_max = r
+    self.k = (r * (1 - BETA) / SCALE) ^ (1 / 3)
+    self.last_cut = now
+    if not self.enabled then self.enabled, self.tokens, self.filled_at = true, 0, now end
+    self:set_rate(r * BETA, now)
+    changed = true
+  end
+  if changed then self:share(now) end
+end
+
+-- An answer that was not a throttle (any status: the gateway let it through).
+function Limiter:success(now)
+  if not (self.enabled and self.adaptive and self.last_cut > -math.huge) then return end
+  now = now or self.clock()
+  local r = SCALE * (now - self.last_cut - self.k) ^ 3 + self.w_max
+  self:set_rate(math.min(r, 2 * self:send_rate(now)), now)
+end
+
+-- What a report shows: { rate = current fill rate or nil (off), send_rate, throttled, sends }.
+function Limiter:status(now)
+  now = now or self.clock()
+  return { rate = self.enabled and self.rate or nil, send_rate = self:send_rate(now),
+           throttled = self.throttled, sends = self.sends }
+end
+
+M.Limiter = Limiter
+
+-- ---------------------------------------------------------------- retry budget
+
+local Budget = {}
+Budget.__index = Budget
+
+M.BUDGET, M.RETRY_COST, M.TIMEOUT_COST = 500, 5, 10
+
+function M.budget(max)
+  max = max or M.BUDGET
+  return setmetatable({ max = max, tokens = max, streak = 0 }, Budget)
+end
+
+-- Takes the cost of one error retry; false when the budget cannot pay for it.
+function Budget:take(timeout)
+  local cost = timeout and M.TIMEOUT_COST or M.RETRY_COST
+  if self.tokens < cost then return false end
+  self.tokens = self.tokens - cost
+  return true
+end
+
+-- A retryable failure (before any retry is paid for): counted towards dead().
+function Budget:failure(err)
+  self.streak = self.streak + 1
+  self.last_err = err
+end
+
+function Budget:success()
+  self.tokens = math.min(self.max, self.tokens + 1)
+  self.streak = 0
+end
+
+-- Spent by failures alone: at least a whole budget's worth of failed attempts and no success
+-- since. The service is down; a batch stops starting new items.
+function Budget:dead()
+  return self.tokens < M.RETRY_COST and self.streak >= self.max / M.RETRY_COST
+end
+
+M.Budget = Budget
+return M

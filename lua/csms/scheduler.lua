@@ -1,0 +1,188 @@
+-- csms.scheduler: drives operations (csms.operation) to their end on a client's transport,
+-- many at once with bounded concurrency, every send paced by the client's limiter and every
+-- error retry paid from its retry budget (csms.ratelimit). client:backup() and friends are a
+-- run of one operation; csms.batch hands it whole sets.
+--
+-- How operations overlap is the transport's to say (transport:mode(), lua/csms/transport.lua):
+--   "multi"   submit/poll: one loop keeps up to `concurrency` requests in flight (libcurl's multi
+--             interface, or a user transport's own event loop);
+--   "threads" request() yields to an event loop (nginx cosockets): `concurrency` light threads
+--             (ngx.thread) each drive one operation at a time;
+--   "serial"  request() blocks: one operation at a time.
+local errors = require "csms.errors"
+local operation = require "csms.operation"
+local transport = require "csms.transport"
+
+local M = {}
+
+local TICK = 0.1 -- the longest wait between tick() calls while work remains
+
+local function clock() return operation.clock() end
+
+-- Drives one operation to its end with blocking waits: request, then transport:sleep for the
+-- limiter's turn and between attempts. Used for single calls, "serial" and "threads".
+local function drive(client, op)
+  local t, limiter = client.transport, client.limiter
+  while true do
+    repeat -- the limiter's turn; again if a Retry-After paused the client meanwhile
+      local asked = clock()
+      local wait = limiter:acquire(asked)
+      if wait > 0 then t:sleep(wait) end
+    until wait == 0 or limiter.paused_at <= asked
+    local req, err = op:request()
+    if not req then return nil, err end
+    local what, v = op:outcome(t:request(req))
+    if what == "done" then return v end
+    if what == "failed" then return nil, v end
+    if v > 0 then t:sleep(v) end
+  end
+end
+
+-- Runs one operation to its end: what client:backup() and friends return.
+function M.run_one(client, op)
+  return drive(client, op)
+end
+
+-- The item's error when the client's retry budget is spent by failures alone (the service is
+-- down): the rest of a run fails at once, unsent, instead of waiting out every item's retries.
+local function not_sent(client, item_op)
+  local last = client.budget.last_err
+  return errors.new(last and last.kind or "transport", "not sent: the service failed every "
+    .. "request since the client's retry budget ran out (last: " .. tostring(last) .. ")",
+    { op = item_op, status = last and last.status, retryable = false, not_sent = true })
+end
+
+-- ---------------------------------------------------------------- one at a time, or threads
+
+local function run_blocking(client, items, concurrency, make_op, finish, tick)
+  local next_item, failed_dead = 1, false
+  local function worker()
+    while next_item <= #items do
+      local item = items[next_item]
+      next_item = next_item + 1
+      local op, err = make_op(item)
+      if op and failed_dead and client.budget:dead() then
+        finish(item, nil, not_sent(client, op.op))
+      elseif op then
+        local res
+        res, err = drive(client, op)
+        if not res and err.retryable and client.budget:dead() then failed_dead = true end
+        finish(item, res, err)
+      else
+        finish(item, nil, err)
+      end
+      tick()
+    end
+  end
+  if concurrency <= 1 or #items <= 1 then return worker() end
+  local threads = {}
+  for i = 1, math.min(concurrency, #items) do threads[i] = ngx.thread.spawn(worker) end
+  for _, th in ipairs(threads) do
+    local ok, err = ngx.thread.wait(th)
+    if not ok then error(err, 0) end
+  end
+end
+
+-- ---------------------------------------------------------------- submit/poll
+
+local function run_multi(client, items, concurrency, make_op, finish, tick)
+  local t, limiter, budget = client.transport, client.limiter, client.budget
+  local inflight, count = {}, 0
+  local waiting = {} -- { at, op, item }: retries not yet due
+  local ready = {}   -- { op, item }: to send as soon as the limiter allows, oldest first
+  local next_item, failed_dead = 1, false
+
+  local function launch(r)
+    local req, err = r.op:request()
+    local id
+    if req then
+      id, err = t:submit(req)
+      if not id then err = errors.new("invalid_argument", err, { op = r.op.op }) end
+    end
+    if not id then return finish(r.item, nil, err) end
+    inflight[id] = r
+    count = count + 1
+  end
+
+  while true do
+    local now = clock()
+    -- Due retries first, then new items, never more than `concurrency` in hand.
+    local i = 1
+    while i <= #waiting do
+      if waiting[i].at <= now then
+        ready[#ready + 1] = table.remove(waiting, i)
+      else
+        i = i + 1
+      end
+    end
+    while count + #ready + #waiting < concurrency and next_item <= #items do
+      local item = items[next_item]
+      next_item = next_item + 1
+      local op, err = make_op(item)
+      if op and failed_dead and budget:dead() then
+        finish(item, nil, not_sent(client, op.op))
+      elseif op then
+        ready[#ready + 1] = { op = op, item = item }
+      else
+        finish(item, nil, err)
+      end
+    end
+    -- Each takes its turn from the limiter (a reservation: it waits in `waiting` until then);
+    -- one whose wait a Retry-After pause began during asks again.
+    while count < concurrency and #ready > 0 do
+      local r = table.remove(ready, 1)
+      local wait = 0
+      if not r.asked or limiter.paused_at > r.asked then
+        r.asked = now
+        wait = limiter:acquire(now)
+      end
+      if wait > 0 then
+        r.at = now + wait
+        waiting[#waiting + 1] = r
+      else
+        r.asked = nil
+        launch(r)
+      end
+    end
+    local wake = math.huge
+    if count == 0 and #ready == 0 and #waiting == 0 and next_item > #items then return end
+    for _, w in ipairs(waiting) do wake = math.min(wake, w.at) end
+    local timeout = math.min(TICK, math.max(0, wake - clock()))
+    if count == 0 then
+      if timeout > 0 then t:sleep(timeout) end
+    else
+      if count >= concurrency then timeout = TICK end -- only a completion frees a slot
+      for _, c in ipairs(t:poll(math.max(0.001, timeout))) do
+        local r = inflight[c.id]
+        inflight[c.id] = nil
+        count = count - 1
+        local what, v = r.op:outcome(c.res, c.terr)
+        if what == "done" then
+          finish(r.item, v)
+        elseif what == "failed" then
+          if v.retryable and budget:dead() then failed_dead = true end
+          finish(r.item, nil, v)
+        else
+          r.at = clock() + v
+          waiting[#waiting + 1] = r
+        end
+      end
+    end
+    tick()
+  end
+end
+
+-- Runs make_op(item) for every item, up to `concurrency` at once, and calls
+-- finish(item, result, err) as each ends (err: make_op's own, or the operation's), and tick()
+-- after each completion and, while requests are in flight, at least every 0.1 s.
+-- make_op(item) returns an operation, or nil, err for an item that cannot be sent.
+function M.run(client, items, concurrency, make_op, finish, tick)
+  tick = tick or function() end
+  local mode = transport.mode(client.transport)
+  if mode == "multi" and concurrency > 1 then
+    return run_multi(client, items, concurrency, make_op, finish, tick)
+  end
+  return run_blocking(client, items, mode == "threads" and concurrency or 1, make_op, finish, tick)
+end
+
+return M
