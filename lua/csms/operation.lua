@@ -87,6 +87,7 @@ function Operation:request()
   self.attempt = self.attempt + 1
   local now = M.clock()
   self.sent_at = now
+  self.client.limiter:sent(now)
   self.deadline = self.deadline or now + self.client.throttle_deadline
   local req, err = self.client:prepare(self.method, self.path, self.body)
   if not req then

@@ -6,7 +6,8 @@
 -- it; on success grow along 0.4 * (t - K)^3 + w_max, K = cbrt(0.3 * w_max / 0.4); never above
 -- twice the measured send rate, never below 0.5/s, never above rate_limit. Unlike botocore, the
 -- throttles of requests sent before the last cut do not cut again: the burst that met the limit
--- is one event, not twenty. A Retry-After pauses every send of the client.
+-- is one event, not twenty, and a cut waits a second after the last (gateways count per second).
+-- A Retry-After pauses every send of the client.
 --
 -- Budget: the AWS SDKs' standard-mode retry quota: 500 tokens, an error retry costs 5 (a timeout
 -- 10), every success gives 1 back; a retry that finds too few is not made. Throttles cost nothing.
@@ -25,37 +26,39 @@ Limiter.__index = Limiter
 
 -- opts: clock (function), rate_limit (req/s or nil), adaptive (default true),
 -- dict (an ngx.shared dict or nil), key (the dict key).
+--
+-- The bucket is kept as a virtual schedule (GCRA): tat is the time the next send is due at the
+-- current rate; a send may go up to `burst` seconds early. acquire() hands out turns in order,
+-- so every caller knows at once how long it waits (csms.scheduler keeps them in a queue).
 function M.new(opts)
   local self = setmetatable({
     clock = opts.clock, fixed = opts.rate_limit, adaptive = opts.adaptive ~= false,
     dict = opts.dict, key = opts.key,
-    enabled = false, rate = nil, capacity = 1, tokens = 0, filled_at = 0,
-    paused_until = -math.huge, paused_at = -math.huge, w_max = 0, k = 0, last_cut = -math.huge,
+    enabled = false, rate = nil, burst = 0, tat = -math.huge,
+    paused_until = -math.huge, reset_at = -math.huge, w_max = 0, k = 0, last_cut = -math.huge,
     throttled = 0, sends = 0, slots = {}, slot_of = {}, synced_at = -math.huge,
   }, Limiter)
   if self.fixed then
     self.enabled = true
-    self:set_rate(self.fixed, self.clock())
-    self.tokens = 1
+    self:set_rate(self.fixed)
   end
   return self
 end
 
-function Limiter:set_rate(r, now)
-  self:refill(now)
+function Limiter:set_rate(r)
   r = math.max(M.MIN_RATE, r)
   if self.fixed then r = math.min(r, self.fixed) end
   self.rate = r
-  -- A burst of a quarter second: a sliding-window gateway sees at most 1.25 s worth in a second.
-  self.capacity = math.max(1, r / 4)
-  self.tokens = math.min(self.tokens, self.capacity)
+  -- A burst of a quarter second's worth (at least one send): a sliding-window gateway then sees
+  -- at most 1.25 s worth of sends in any second.
+  self.burst = (math.max(1, r / 4) - 1) / r
 end
 
-function Limiter:refill(now)
-  if self.rate and now > self.filled_at then
-    self.tokens = math.min(self.capacity, self.tokens + (now - self.filled_at) * self.rate)
-  end
-  self.filled_at = now
+-- Sends the caller has already been given a turn for are forgotten: the queue starts again
+-- from now at the new rate (they ask again: reset_at is later than their turn).
+function Limiter:reset(now)
+  self.reset_at, self.reset_rate = now, self.rate
+  self.tat = math.max(now, self.paused_until)
 end
 
 local function record(self, now)
@@ -97,30 +100,35 @@ function Limiter:sync(now)
   local en, rate, w_max, k, cut, pause = v:match("^(%d) (%S+) (%S+) (%S+) (%S+) (%S+)$")
   if not en then return end
   rate, w_max, k, cut, pause = tonumber(rate), tonumber(w_max), tonumber(k), tonumber(cut), tonumber(pause)
-  if pause and pause > self.paused_until then self.paused_until, self.paused_at = pause, now end
+  local newer = false
+  if pause and pause > self.paused_until then self.paused_until, newer = pause, true end
   if en == "1" and self.adaptive and cut and cut > self.last_cut then
     self.enabled, self.w_max, self.k, self.last_cut = true, w_max, k, cut
-    self:set_rate(rate, now)
+    self:set_rate(rate)
+    newer = true
   end
+  if newer then self:reset(now) end
 end
 
 -- ---------------------------------------------------------------- the three events
 
--- Before a send: takes a token (the bucket may go below zero: a reservation) and returns the
--- seconds to wait before sending, 0 when the send may go now. The caller waits that long and
--- sends, unless a pause began meanwhile (paused_at later than its call): then it asks again.
+-- Before a send: the caller's turn. Returns the seconds to wait before sending (0: now). A
+-- caller that waits sends when its turn comes, unless reset_at passes the time it asked (a
+-- cut or a Retry-After since): then it asks again.
 function Limiter:acquire(now)
   now = now or self.clock()
   self:sync(now)
-  local wait = 0
+  local at = math.max(now, self.paused_until)
   if self.enabled then
-    self:refill(now)
-    self.tokens = self.tokens - 1
-    if self.tokens < 0 then wait = -self.tokens / self.rate end
+    at = math.max(at, self.tat - self.burst)
+    self.tat = math.max(self.tat, at) + 1 / self.rate
   end
-  if now < self.paused_until then wait = math.max(wait, self.paused_until - now) end
-  record(self, now)
-  return wait
+  return at - now
+end
+
+-- A request going out now: counted in the measured send rate.
+function Limiter:sent(now)
+  record(self, now or self.clock())
 end
 
 -- A throttling answer to a request sent at sent_at; retry_after: the seconds the gateway asked
@@ -129,22 +137,27 @@ function Limiter:throttle(sent_at, retry_after, now)
   now = now or self.clock()
   self.throttled = self.throttled + 1
   local changed = false
-  if retry_after and now + retry_after > self.paused_until then
-    self.paused_until, self.paused_at = now + retry_after, now
+  if retry_after and retry_after > 0 and now + retry_after > self.paused_until then
+    self.paused_until = now + retry_after
     changed = true
   end
-  if self.adaptive and sent_at >= self.last_cut then
+  -- One cut per event: not for requests sent before the last cut, and not twice within a second
+  -- (a fixed window, once spent, refuses everything until the next second, whatever the rate).
+  if self.adaptive and sent_at >= self.last_cut and now - self.last_cut >= 1 then
     local measured = self:send_rate(now)
     local r = self.enabled and math.min(measured, self.rate) or measured
     r = math.max(r, M.MIN_RATE)
     self.w_max = r
     self.k = (r * (1 - BETA) / SCALE) ^ (1 / 3)
     self.last_cut = now
-    if not self.enabled then self.enabled, self.tokens, self.filled_at = true, 0, now end
-    self:set_rate(r * BETA, now)
+    self.enabled = true
+    self:set_rate(r * BETA)
     changed = true
   end
-  if changed then self:share(now) end
+  if changed then
+    self:reset(now)
+    self:share(now)
+  end
 end
 
 -- An answer that was not a throttle (any status: the gateway let it through).
@@ -152,7 +165,11 @@ function Limiter:success(now)
   if not (self.enabled and self.adaptive and self.last_cut > -math.huge) then return end
   now = now or self.clock()
   local r = SCALE * (now - self.last_cut - self.k) ^ 3 + self.w_max
-  self:set_rate(math.min(r, 2 * self:send_rate(now)), now)
+  -- Growth stops at twice what the client really sends (it may be held back by its
+  -- concurrency, not the rate): never a cut, which only a throttle makes.
+  self:set_rate(math.min(r, math.max(self.rate, 2 * self:send_rate(now))))
+  -- Turns handed out at a much lower rate are handed out again at this one.
+  if self.rate > 1.25 * (self.reset_rate or 0) then self:reset(now) end
 end
 
 -- What a report shows: { rate = current fill rate or nil (off), send_rate, throttled, sends }.
@@ -198,7 +215,7 @@ end
 -- Spent by failures alone: at least a whole budget's worth of failed attempts and no success
 -- since. The service is down; a batch stops starting new items.
 function Budget:dead()
-  return self.tokens < M.RETRY_COST and self.streak >= self.max / M.RETRY_COST
+  return self.tokens < M.RETRY_COST and self.streak >= self.max / M.TIMEOUT_COST
 end
 
 M.Budget = Budget

@@ -28,7 +28,7 @@ local function drive(client, op)
       local asked = clock()
       local wait = limiter:acquire(asked)
       if wait > 0 then t:sleep(wait) end
-    until wait == 0 or limiter.paused_at <= asked
+    until wait == 0 or limiter.reset_at <= asked
     local req, err = op:request()
     if not req then return nil, err end
     local what, v = op:outcome(t:request(req))
@@ -127,12 +127,12 @@ local function run_multi(client, items, concurrency, make_op, finish, tick)
         finish(item, nil, err)
       end
     end
-    -- Each takes its turn from the limiter (a reservation: it waits in `waiting` until then);
-    -- one whose wait a Retry-After pause began during asks again.
+    -- Each takes its turn from the limiter (it waits in `waiting` until then); one whose wait
+    -- a cut or a Retry-After began during asks again.
     while count < concurrency and #ready > 0 do
       local r = table.remove(ready, 1)
       local wait = 0
-      if not r.asked or limiter.paused_at > r.asked then
+      if not r.asked or limiter.reset_at > r.asked then
         r.asked = now
         wait = limiter:acquire(now)
       end

@@ -1,0 +1,258 @@
+-- Rate limiting: csms.ratelimit on a fake clock (the limiter's arithmetic, deterministic), and
+-- csms.batch and single calls against the emulator's throttling gateway (counts from the
+-- emulator's own statistics; no wall-clock assertion).
+local csms = require "csms"
+local batch = require "csms.batch"
+local ratelimit = require "csms.ratelimit"
+local emulator = require "spec.support.emulator"
+local ejson = require "csms.emulator.json"
+
+local function fake_clock()
+  local t = { now = 1000 }
+  return t, function() return t.now end
+end
+
+describe("csms.ratelimit", function()
+  it("is off until the first throttle, then paces every send", function()
+    local t, clock = fake_clock()
+    local l = ratelimit.new { clock = clock }
+    for _ = 1, 50 do assert.equal(0, l:acquire()); l:sent() end -- 50 sends at once: no limit yet
+    assert.is_nil(l:status().rate)
+    l:throttle(t.now, nil)
+    local r = l:status().rate
+    assert.is_true(r > 0 and r <= 0.7 * 50 + 1e-9, tostring(r)) -- at most 0.7 of the send rate
+    -- every later send waits its turn: after a burst of a quarter second's worth, one per 1/rate
+    local waits = {}
+    for i = 1, 40 do waits[i] = l:acquire() end
+    for i = 2, 40 do assert.is_true(waits[i] >= waits[i - 1]) end
+    assert.is_true(waits[40] > 0)
+    assert.near(1 / r, waits[40] - waits[39], 1e-9)
+    assert.near(39 / r, waits[40] + (math.max(1, r / 4) - 1) / r, 1e-6)
+  end)
+
+  it("cuts once per congestion event, grows back along CUBIC, never under 0.5/s", function()
+    local t, clock = fake_clock()
+    local l = ratelimit.new { clock = clock }
+    for _ = 1, 20 do l:acquire(); l:sent() end
+    local sent = t.now
+    t.now = t.now + 0.01
+    l:throttle(sent, nil)
+    local r1 = l.rate
+    -- twenty answers to requests sent before the cut: one event
+    for _ = 1, 20 do l:throttle(sent, nil) end
+    assert.equal(r1, l.rate)
+    assert.equal(21, l:status().throttled)
+    -- nor does one sent after it within the second (a spent fixed window refuses them all)
+    t.now = t.now + 0.5
+    l:throttle(t.now, nil)
+    assert.equal(r1, l.rate)
+    -- a throttle of a request sent after the cut, a second on, cuts again
+    t.now = t.now + 0.5
+    l:throttle(t.now, nil)
+    assert.is_true(l.rate < r1)
+    for _ = 1, 30 do t.now = t.now + 1; l:throttle(t.now, nil) end
+    assert.equal(ratelimit.MIN_RATE, l.rate)
+    -- successes: the rate grows back (while the client sends enough to use it)
+    local low = l.rate
+    for _ = 1, 100 do
+      t.now = t.now + 0.05
+      l:sent(); l:sent()
+      l:success()
+    end
+    assert.is_true(l.rate > low)
+    assert.is_true(l.rate <= 2 * l:send_rate() + 1e-9, "capped at twice the measured send rate")
+  end)
+
+  it("holds every send back for a Retry-After", function()
+    local t, clock = fake_clock()
+    local l = ratelimit.new { clock = clock, adaptive = false }
+    l:throttle(t.now, 3)
+    for _ = 1, 5 do assert.near(3, l:acquire(), 1e-9) end
+    t.now = t.now + 3
+    assert.equal(0, l:acquire())
+    assert.is_nil(l:status().rate, "adaptive = false: no learned rate")
+  end)
+
+  it("never lets a fixed rate_limit through faster, even when adaptation would grow", function()
+    local t, clock = fake_clock()
+    local l = ratelimit.new { clock = clock, rate_limit = 5 }
+    local sends = {}
+    for _ = 1, 200 do
+      local w = l:acquire()
+      t.now = t.now + w
+      sends[#sends + 1] = t.now
+      l:sent()
+      l:success()
+    end
+    -- in any window of one second: at most 5 plus the bucket's burst of 1.25
+    for i = 1, #sends do
+      local n = 0
+      for j = i, #sends do if sends[j] - sends[i] < 1 then n = n + 1 end end
+      assert.is_true(n <= 6, n)
+    end
+  end)
+
+  it("budget: retries cost 5 (timeouts 10), successes give 1 back; spent by failures alone it is dead", function()
+    local b = ratelimit.budget()
+    for _ = 1, 50 do b:failure(); assert.is_true(b:take(true)) end
+    assert.is_false(b:take(false))
+    assert.is_true(b:dead())
+    b:success()
+    assert.is_false(b:dead())
+    assert.equal(1, b.tokens)
+  end)
+end)
+
+-- ---------------------------------------------------------------- against the emulator
+
+local e
+
+local function client(extra)
+  local opts = { ak = e.ak, sk = e.sk, project_id = e.project_id, endpoint = e.endpoint,
+                 timeout = 10, backoff_base = 0.01 }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return assert(csms.new(opts))
+end
+
+local function seed(n)
+  local list = {}
+  for i = 1, n do list[i] = { name = ("t-%03d"):format(i), versions = ejson.array { "value-" .. i } } end
+  assert.equal(200, (e:admin("POST", "/__emulator/seed", { secrets = ejson.array(list) })))
+end
+
+local function tmpdir() return emulator.tmpdir() end
+
+setup(function() e = emulator.start {} end)
+teardown(function() if e then e:stop() end end)
+before_each(function() e:reset() end)
+
+describe("a throttling gateway", function()
+  it("costs no item of a backup and a restore, and the client learns a rate under the limit", function()
+    seed(40)
+    e:config { throttle_rps = 10, retry_after = 0, latency_ms = 5 }
+    local dir = tmpdir()
+    local c = client { retries = 0 } -- no error retries at all: throttling must not need them
+    local report = assert(batch.backup(c, { dir = dir, concurrency = 16 }))
+    assert.equal(40, report.ok)
+    assert.equal(0, report.failed)
+    local st = e:stats()
+    assert.is_true(st.throttled > 0, "the gateway throttled")
+    local status = c.limiter:status()
+    assert.is_truthy(status.rate, "the limiter turned on")
+    assert.is_true(status.throttled == st.throttled)
+    -- restore, same gateway: a 429 was not carried out, so the restore goes again
+    e:reset()
+    e:config { throttle_rps = 10, retry_after = 0, latency_ms = 5 }
+    report = assert(batch.restore(client { retries = 0 }, { dir = dir, concurrency = 16 }))
+    assert.equal(40, report.ok)
+    assert.equal(0, report.failed)
+    assert.equal(40, #e:dump())
+    assert.is_true(e:stats().throttled > 0)
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("adapts: far fewer 429s than with adaptation off", function()
+    seed(60)
+    e:config { throttle_rps = 20, retry_after = 0 }
+    local on = assert(batch.backup(client(), { dir = tmpdir(), concurrency = 16 }))
+    local with = e:stats().throttled
+    e:reset(); seed(60)
+    e:config { throttle_rps = 20, retry_after = 0 }
+    local c = client { adaptive = false, backoff_base = 0.01, backoff_max = 0.02 }
+    local off = assert(batch.backup(c, { dir = tmpdir(), concurrency = 16 }))
+    local without = e:stats().throttled
+    assert.equal(60, on.ok)
+    assert.equal(60, off.ok)
+    assert.is_nil(c.limiter:status().rate, "adaptive = false learns no rate")
+    assert.is_true(without > 2 * with, ("429s: %d adaptive, %d not"):format(with, without))
+  end)
+
+  it("never exceeds a fixed rate_limit: a gateway at that rate throttles nothing", function()
+    seed(24)
+    -- the fixed window allows 5 per wall-clock second; the client at 4/s with its 1-token
+    -- burst sends at most 5 in any second
+    e:config { throttle_rps = 5, retry_after = 0 }
+    local c = client { rate_limit = 4 }
+    local report = assert(batch.backup(c, { dir = tmpdir(), concurrency = 16 }))
+    assert.equal(24, report.ok)
+    assert.equal(0, e:stats().throttled)
+  end)
+
+  it("holds every request back for a Retry-After", function()
+    seed(12)
+    -- one 429 with Retry-After: 1 on the first backup; the gateway lets everything else through
+    e:config { retry_after = 1, latency_ms = 50 }
+    e:fail_next { { kind = "429", op = "backup" } }
+    local c = client()
+    local report = assert(batch.backup(c, { dir = tmpdir(), concurrency = 4 }))
+    assert.equal(12, report.ok)
+    -- only the 429'd item was retried, and nothing else was resent
+    assert.equal(13, e:stats().requests.backup)
+    assert.equal(1, c.limiter:status().throttled)
+    assert.is_true(c.limiter.paused_until > 0, "the client was paused")
+  end)
+
+  it("fails an item still throttled at its deadline with kind throttled, keeping the rest", function()
+    seed(6)
+    e:config { throttle_rps = 1, retry_after = 0 }
+    local dir = tmpdir()
+    local c = client { throttle_deadline = 0 }
+    local report = assert(batch.backup(c, { dir = dir, concurrency = 6 }))
+    assert.is_true(report.failed > 0)
+    assert.equal(6, report.ok + report.failed)
+    for _, it in ipairs(report.items) do
+      if not it.ok then
+        assert.equal("throttled", it.err.kind)
+        assert.equal(429, it.err.status)
+        assert.matches("throttle_deadline", it.err.message)
+        assert.matches("^csms backup: throttled: ", tostring(it.err))
+      end
+    end
+    -- nothing lost: what succeeded is in the manifest, and a resume finishes the set
+    local m = assert(batch.read_manifest(dir))
+    local n = 0
+    for _ in pairs(m.items) do n = n + 1 end
+    assert.equal(report.ok, n)
+    assert.is_false(m.complete)
+    e:config { throttle_rps = 0 }
+    report = assert(batch.backup(client(), { dir = dir, resume = true }))
+    assert.equal(0, report.failed)
+    assert.equal(6, report.ok + report.skipped)
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("waits out a 429 on a single call even with retries = 0", function()
+    e:create_secret("s", { "x" })
+    e:config { retry_after = 0 }
+    e:fail_next { { kind = "429", op = "backup" }, { kind = "429", op = "backup" } }
+    local c = client { retries = 0 }
+    assert(c:backup("s"))
+    assert.equal(3, e:stats().requests.backup)
+  end)
+end)
+
+describe("a dead endpoint", function()
+  it("ends a batch quickly with one clear error: the retry budget stops the retries", function()
+    local names = {}
+    for i = 1, 200 do names[i] = ("n-%03d"):format(i) end
+    local sent = 0
+    local real = csms.new { ak = "AK", sk = "SK", project_id = "p", endpoint = "http://127.0.0.1:"
+      .. emulator.free_port(), timeout = 2 }
+    local c = assert(csms.new { ak = "AK", sk = "SK", project_id = "p", endpoint = real.endpoint,
+      backoff_base = 0.001, backoff_max = 0.001,
+      transport = function(req) sent = sent + 1; return real.transport:request(req) end })
+    local report = assert(batch.backup(c, { dir = tmpdir(), names = names, concurrency = 8 }))
+    assert.equal(200, report.failed)
+    -- without a budget: 200 items x 4 attempts = 800 sends; with it, about 500 / 5 retries
+    assert.is_true(sent < 200, "sends: " .. sent)
+    local not_sent = 0
+    for _, it in ipairs(report.items) do
+      assert.equal("transport", it.err.kind)
+      if it.err.not_sent then
+        not_sent = not_sent + 1
+        assert.matches("not sent: the service failed every request", it.err.message)
+      end
+    end
+    assert.is_true(not_sent > 100, "unsent: " .. not_sent)
+  end)
+end)
