@@ -2,11 +2,13 @@
 --
 --   lua5.4 bench/throttle.lua [--quick] [--out FILE] [--jobs J]
 --
--- Cells: throttle 10, 40 and 100 requests/s x concurrency 4, 16 and 64 x backup and restore,
--- 1,000 secrets (--quick: 200), 20 ms latency, default client options. Per cell: wall time
--- against the ideal N/R, the share of requests answered 429, items failed, the rate the client
--- settled at. Cells run J at a time (default 6), each on its own emulator, since a cell mostly
--- waits on the gateway's limit: see bench/README.md.
+-- Cells: the emulator's throttle models (fixed window, fixed window with a computed Retry-After,
+-- sliding window, token bucket with a burst of a quarter second) at 10, 40 and 100 requests/s
+-- x concurrency 4, 16 and 64 x backup and restore: 72 cells of 1,000 secrets (--quick: 200), 20 ms
+-- latency, default client options. Per cell: wall time against the ideal N/R, the share of
+-- requests answered 429, items failed, the rate the client settled at. Cells run J at a time
+-- (default 8), each in its own process with its own emulator: a cell mostly waits on the
+-- gateway's limit, so they overlap well on 2 CPUs (bench/README.md).
 local common = dofile("bench/common.lua")
 local _ = common
 local csms = require "csms"
@@ -22,7 +24,7 @@ end
 if arg[1] == "--cell" then
   local emulator = require "spec.support.emulator"
   local ejson = require "csms.emulator.json"
-  local n, rps, conc, what = tonumber(arg[2]), tonumber(arg[3]), tonumber(arg[4]), arg[5]
+  local n, rps, conc, what, model = tonumber(arg[2]), tonumber(arg[3]), tonumber(arg[4]), arg[5], arg[6]
   local e = emulator.start {}
   local ok, err = pcall(function()
     local value = ("v"):rep(64)
@@ -37,7 +39,9 @@ if arg[1] == "--cell" then
       e:reset()
       c = new_client(e)
     end
-    e:config { latency_ms = 20, throttle_rps = rps, retry_after = 1 }
+    local rule = { model = model:match("^%a+"), rate = rps, retry_after = model:find("+ra", 1, true) ~= nil,
+      burst = model == "bucket" and math.max(1, math.ceil(rps / 4)) or nil }
+    e:config { latency_ms = 20, throttle = rule }
     local before = e:stats()
     local t0 = core.monotonic()
     local report = assert(batch[what](c, { dir = dir, concurrency = conc }))
@@ -45,8 +49,8 @@ if arg[1] == "--cell" then
     local st = e:stats()
     local total, throttled = st.total - before.total, st.throttled - before.throttled
     local status = c.limiter:status()
-    io.stdout:write(("cell %s %d %d ok=%d failed=%d wall=%.3f total=%d throttled=%d rate=%s\n")
-      :format(what, rps, conc, report.ok, report.failed, wall, total, throttled,
+    io.stdout:write(("cell %s %s %d %d ok=%d failed=%d wall=%.3f total=%d throttled=%d rate=%s\n")
+      :format(model, what, rps, conc, report.ok, report.failed, wall, total, throttled,
         status.rate and ("%.1f"):format(status.rate) or "off"))
     os.execute("rm -rf " .. emulator.shell_quote(dir))
   end)
@@ -56,7 +60,7 @@ if arg[1] == "--cell" then
 end
 
 -- ---------------------------------------------------------------- parent
-local quick, out_file, jobs = false, nil, 6
+local quick, out_file, jobs = false, nil, 8
 do
   local i = 1
   while arg[i] do
@@ -76,9 +80,14 @@ end
 
 local N = quick and 200 or 1000
 local cells = {}
-for _, what in ipairs { "backup", "restore" } do
-  for _, rps in ipairs { 10, 40, 100 } do
-    for _, conc in ipairs { 4, 16, 64 } do cells[#cells + 1] = { what = what, rps = rps, conc = conc } end
+local MODELS = { "fixed", "fixed+ra", "sliding", "bucket" }
+for _, model in ipairs(MODELS) do
+  for _, what in ipairs { "backup", "restore" } do
+    for _, rps in ipairs { 10, 40, 100 } do
+      for _, conc in ipairs { 4, 16, 64 } do
+        cells[#cells + 1] = { model = model, what = what, rps = rps, conc = conc }
+      end
+    end
   end
 end
 -- The slowest cells (lowest rate) first, so the pool stays busy.
@@ -91,8 +100,8 @@ while next_cell <= #cells or #running > 0 do
     local c = cells[next_cell]
     next_cell = next_cell + 1
     local out = os.tmpname()
-    os.execute(("%s bench/throttle.lua --cell %d %d %d %s >%s 2>&1 & echo $! >%s.pid"):format(
-      interpreter(), N, c.rps, c.conc, c.what, out, out))
+    os.execute(("%s bench/throttle.lua --cell %d %d %d %s %s >%s 2>&1 & echo $! >%s.pid"):format(
+      interpreter(), N, c.rps, c.conc, c.what, c.model, out, out))
     running[#running + 1] = { cell = c, out = out }
   end
   core.sleep(0.5)
@@ -116,26 +125,42 @@ end
 
 local out = {}
 local function emit(s) print(s) out[#out + 1] = s end
-emit(("## Throttled gateway: %d secrets, 20 ms latency, emulator fixed window, Retry-After: 1 (%d cells, %d at a time, %.0f s)")
+emit(("## Throttled gateway: %d secrets, 20 ms latency, default options (%d cells, %d at a time, %.0f s)")
   :format(N, #cells, jobs, core.monotonic() - t_start))
 emit("")
-emit("| op | limit (req/s) | concurrency | ideal N/R (s) | wall (s) | wall / ideal | 429 share | failed | settled rate (req/s) |")
-emit("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+emit("Models: `fixed` window (no Retry-After), `fixed+ra` (a computed Retry-After: the seconds to "
+  .. "the next window), `sliding` window, token `bucket` (burst: a quarter second's worth).")
+emit("")
+emit("| model | op | limit (req/s) | concurrency | ideal N/R (s) | wall (s) | wall / ideal | 429 share "
+  .. "| failed | settled rate (req/s) |")
+emit("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+local order = {}
+for i, m in ipairs(MODELS) do order[m] = i end
 table.sort(results, function(a, b)
+  if a.model ~= b.model then return order[a.model] < order[b.model] end
   if a.what ~= b.what then return a.what < b.what end
   if a.rps ~= b.rps then return a.rps < b.rps end
   return a.conc < b.conc
 end)
+local worst = { ratio = 0, share = 0, failed = 0 }
 for _, c in ipairs(results) do
-  local ok_, failed, wall, total, thr, rate = c.line:match("ok=(%d+) failed=(%d+) wall=([%d.]+) total=(%d+) throttled=(%d+) rate=(%S+)")
+  local ok_, failed, wall, total, thr, rate = c.line:match(
+    "ok=(%d+) failed=(%d+) wall=([%d.]+) total=(%d+) throttled=(%d+) rate=(%S+)")
   if ok_ then
     local ideal = N / c.rps
-    emit(("| %s | %d | %d | %.1f | %.1f | %.2fx | %.1f%% | %s | %s |"):format(c.what, c.rps, c.conc, ideal,
-      tonumber(wall), tonumber(wall) / ideal, 100 * tonumber(thr) / math.max(1, tonumber(total)), failed, rate))
+    local ratio, share = tonumber(wall) / ideal, 100 * tonumber(thr) / math.max(1, tonumber(total))
+    worst.ratio, worst.share = math.max(worst.ratio, ratio), math.max(worst.share, share)
+    worst.failed = worst.failed + tonumber(failed)
+    emit(("| %s | %s | %d | %d | %.1f | %.1f | %.2fx | %.1f%% | %s | %s |"):format(c.model, c.what, c.rps,
+      c.conc, ideal, tonumber(wall), ratio, share, failed, rate))
   else
-    emit(("| %s | %d | %d | %s |"):format(c.what, c.rps, c.conc, c.line))
+    worst.failed = worst.failed + N
+    emit(("| %s | %s | %d | %d | %s |"):format(c.model, c.what, c.rps, c.conc, c.line))
   end
 end
+emit("")
+emit(("Worst cell: %.2fx the ideal (target 1.15x), %.1f%% of requests answered 429 (target 5%%); "
+  .. "items failed in all cells: %d (target 0).") :format(worst.ratio, worst.share, worst.failed))
 emit("")
 emit(("Command: `%s bench/throttle.lua%s`"):format(interpreter(), quick and " --quick" or ""))
 if out_file then

@@ -27,7 +27,8 @@ describe("csms.ratelimit", function()
     for i = 2, 40 do assert.is_true(waits[i] >= waits[i - 1]) end
     assert.is_true(waits[40] > 0)
     assert.near(1 / r, waits[40] - waits[39], 1e-9)
-    assert.near(39 / r, waits[40] + (math.max(1, r / 4) - 1) / r, 1e-6)
+    -- the first turn one interval after the throttle, less the burst allowance
+    assert.near(40 / r, waits[40] + (math.max(1, r / 4) - 1) / r, 1e-6)
   end)
 
   it("cuts once per congestion event, grows back along CUBIC, never under 0.5/s", function()
@@ -167,16 +168,45 @@ describe("a throttling gateway", function()
     assert.is_true(without > 2 * with, ("429s: %d adaptive, %d not"):format(with, without))
   end)
 
-  it("never exceeds a fixed rate_limit: a gateway at that rate throttles nothing", function()
+  it("never exceeds a fixed rate_limit: counted per second at the emulator", function()
     seed(24)
-    -- the fixed window allows 5 per wall-clock second; the client at 4/s with its 1-token
-    -- burst sends at most 5 in any second
-    e:config { throttle_rps = 5, retry_after = 0 }
     local c = client { rate_limit = 4 }
     local report = assert(batch.backup(c, { dir = tmpdir(), concurrency = 16 }))
     assert.equal(24, report.ok)
-    assert.equal(0, e:stats().throttled)
+    -- 4/s, one request every 250 ms (no burst at this rate): at most 5 in any 1,000 ms
+    local arrivals = e:stats().arrivals
+    assert.equal(25, #arrivals) -- the listing and 24 backups
+    for i = 1, #arrivals do
+      local n = 0
+      for j = i, #arrivals do if arrivals[j].t - arrivals[i].t <= 1000 then n = n + 1 end end
+      assert.is_true(n <= 5, ("%d requests within 1,000 ms from arrival %d"):format(n, i))
+    end
   end)
+
+  -- Each of the emulator's throttle models: every item backed up, no error retry needed, and
+  -- fewer 429s than items (without the limiter, every item meets several).
+  for _, rule in ipairs {
+    { model = "fixed", rate = 10 },
+    { model = "fixed", rate = 10, retry_after = true },
+    { model = "sliding", rate = 10 },
+    { model = "bucket", rate = 10, burst = 5 },
+    { model = "sliding", rate = 10, op = "backup" },
+  } do
+    local label = ("%s %d/s%s%s"):format(rule.model, rule.rate, rule.retry_after and ", Retry-After" or "",
+      rule.op and ", backups only" or "")
+    it("converges under the " .. label .. " model", function()
+      seed(30)
+      e:config { throttle = rule, latency_ms = 5 }
+      local c = client { retries = 0 }
+      local report = assert(batch.backup(c, { dir = tmpdir(), concurrency = 8 }))
+      assert.equal(30, report.ok)
+      assert.equal(0, report.failed)
+      local st = e:stats()
+      assert.is_true(st.throttled > 0, "the gateway throttled")
+      assert.is_true(st.throttled < 30, st.throttled .. " answers 429 for 30 items")
+      assert.equal(st.throttled, c.limiter:status().throttled)
+    end)
+  end
 
   it("holds every request back for a Retry-After", function()
     seed(12)

@@ -36,7 +36,7 @@ function M.new(opts)
     dict = opts.dict, key = opts.key,
     enabled = false, rate = nil, burst = 0, tat = -math.huge,
     paused_until = -math.huge, reset_at = -math.huge, w_max = 0, k = 0, last_cut = -math.huge,
-    throttled = 0, sends = 0, slots = {}, slot_of = {}, synced_at = -math.huge,
+    throttled = 0, in_a_row = 0, sends = 0, slots = {}, slot_of = {}, synced_at = -math.huge,
   }, Limiter)
   if self.fixed then
     self.enabled = true
@@ -158,10 +158,21 @@ function Limiter:throttle(sent_at, retry_after, now)
     self:reset(now)
     self:share(now)
   end
+  -- Throttles in a row without a Retry-After: each holds the next turn back twice as long as
+  -- the last (from one interval up to a second), so a spent window is not asked again and again.
+  self.in_a_row = self.in_a_row + 1
+  if self.enabled and not (retry_after and retry_after > 0) then
+    local hold = math.min(1, 2 ^ (self.in_a_row - 1) / self.rate)
+    if now + hold > self.tat then
+      self:reset(now)
+      self.tat = now + hold
+    end
+  end
 end
 
 -- An answer that was not a throttle (any status: the gateway let it through).
 function Limiter:success(now)
+  self.in_a_row = 0
   if not (self.enabled and self.adaptive and self.last_cut > -math.huge) then return end
   now = now or self.clock()
   local r = SCALE * (now - self.last_cut - self.k) ^ 3 + self.w_max
