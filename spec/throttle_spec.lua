@@ -286,3 +286,31 @@ describe("a dead endpoint", function()
     assert.is_true(not_sent > 100, "unsent: " .. not_sent)
   end)
 end)
+
+describe("csms-backup under a throttling gateway", function()
+  local q = emulator.shell_quote
+  local function cli(args)
+    local lua = rawget(_G, "jit") and "luajit" or "lua5.4"
+    local p = io.popen(("cd %s && env -i PATH=%s HOME=/nonexistent HUAWEICLOUD_SDK_AK=%s HUAWEICLOUD_SDK_SK=%s "
+      .. "HUAWEICLOUD_SDK_PROJECT_ID=%s %s bin/csms-backup %s 2>/dev/null </dev/null")
+      :format(q(emulator.root), q(os.getenv("PATH")), q(e.ak), q(e.sk), q(e.project_id), lua, args))
+    local out = p:read("*a")
+    p:close()
+    return out
+  end
+
+  it("reports the throttling and the rate the run settled at, in text and in --json", function()
+    seed(20)
+    e:config { throttle = { model = "fixed", rate = 10 } }
+    local out = cli("backup " .. q(tmpdir() .. "/a") .. " --endpoint " .. q(e.endpoint) .. " --json")
+    local doc = assert(require("cjson").decode(out), out)
+    assert.equal(20, doc.ok)
+    assert.is_true(doc.summary.throttled > 0)
+    assert.equal(e:stats().throttled, doc.summary.throttled)
+    assert.is_true(doc.summary.settled_rate >= 0.5)
+    e:config { throttle = { model = "fixed", rate = 10 } } -- fresh window state
+    out = cli("backup " .. q(tmpdir() .. "/b") .. " --endpoint " .. q(e.endpoint))
+    assert.matches("backup: 20 ok, 0 failed, 0 skipped of 20 in [^;]+; the gateway throttled %d+ "
+      .. "request%(s%) %(429%), the run settled at [%d.]+ requests/s", out)
+  end)
+end)

@@ -107,6 +107,9 @@ function M.mode(t)
   if not MODES[mode] then
     error("csms: transport:mode() must return \"serial\", \"threads\" or \"multi\", got " .. tostring(mode), 0)
   end
+  if mode == "threads" and not (ngx and ngx.thread) then
+    error("csms: a transport whose mode() is \"threads\" needs ngx.thread (nginx's Lua module)", 0)
+  end
   if mode == "multi" and not (type(t.submit) == "function" and type(t.poll) == "function") then
     error("csms: a transport whose mode() is \"multi\" must have submit and poll methods", 0)
   end
