@@ -1,7 +1,7 @@
 -- Formats bench/run's raw lines as one markdown report (used by bench/run only).
 --
 --   lua5.4 bench/report.lua RAW BATCH_MD COMMAND
-local raw_path, batch_path, command = arg[1], arg[2], arg[3] or "bench/run"
+local raw_path, batch_path, command, throttle_path = arg[1], arg[2], arg[3] or "bench/run", arg[4]
 
 local machine, sign, rt, cg, checks, elapsed = {}, {}, {}, {}, {}, nil
 for line in io.lines(raw_path) do
@@ -260,12 +260,13 @@ for _, c in ipairs { { "kept", "`core.sign` with a kept signer" },
   end
 end
 
--- ---------------------------------------------------------------- batch
-local f = io.open(batch_path)
-if f then
+-- ---------------------------------------------------------------- batch, throttle
+local function embed(path, heading)
+  local f = path and io.open(path)
+  if not f then return end
   local text = f:read("*a")
   f:close()
-  emit("## Batch (`bench/batch.lua`, embedded as it printed)")
+  emit(heading)
   emit()
   for line in (text .. "\n"):gmatch("(.-)\n") do
     -- its own title is dropped (the section heading above says it); its sections go one level down
@@ -276,5 +277,7 @@ if f then
     end
   end
 end
+embed(batch_path, "## Batch (`bench/batch.lua`, embedded as it printed)")
+embed(throttle_path, "## Throttling gateway (`bench/throttle.lua`, embedded as it printed)")
 
 io.write((table.concat(out, "\n"):gsub("\n\n\n+", "\n\n")), "\n")

@@ -67,9 +67,12 @@ local function record(self, now)
   if s[i] ~= slot then s[i], self.slots[i] = slot, 0 end
   self.slots[i] = self.slots[i] + 1
   self.sends = self.sends + 1
+  self.first_send = self.first_send or now
 end
 
--- The sends of the last second (0.1 s slots), per second: the "current send rate".
+-- The sends of the last second (0.1 s slots), per second: the "current send rate". In the
+-- client's first second, over the time since its first send (at least a quarter second), so
+-- the burst that meets a limit first is measured at its real rate.
 function Limiter:send_rate(now)
   now = now or self.clock()
   local slot = math.floor(now / SLOT)
@@ -77,7 +80,9 @@ function Limiter:send_rate(now)
   for i = 0, SLOTS - 1 do
     if s[i] and s[i] > slot - SLOTS then sum = sum + self.slots[i] end
   end
-  return sum / (SLOT * SLOTS)
+  local span = SLOT * SLOTS
+  if self.first_send then span = math.min(span, math.max(0.25, now - self.first_send)) end
+  return sum / span
 end
 
 -- ---------------------------------------------------------------- sharing across nginx workers
