@@ -2,7 +2,7 @@
 -- against a throttling emulator, with the learned rate shared through lua_shared_dict csms_rate.
 local csms = require "csms"
 local batch = require "csms.batch"
-local s = require "nginx_throttle_settings"
+local s = require "nginx_app_settings"
 
 local M = {}
 
