@@ -59,6 +59,14 @@ describe("rate limiting inside nginx", function()
     e:fail_next { { kind = "429", op = "backup" } }
     local out = get("/batch?dir=" .. dir .. "/sets/b")
     assert.matches("^ok=12 failed=0 throttled=1 ", out)
-    assert.equal(13, e:stats().requests.backup)
+    local st = e:stats()
+    assert.equal(13, st.requests.backup)
+    -- no light thread sent anything from 100 ms to 900 ms after the 429'd request arrived
+    local backups = {}
+    for _, a in ipairs(st.arrivals) do if a.op == "backup" then backups[#backups + 1] = a.t end end
+    for _, t in ipairs(backups) do
+      assert.is_false(t > backups[1] + 100 and t < backups[1] + 900, "arrived during the pause")
+    end
+    assert.is_true(backups[#backups] >= backups[1] + 900)
   end)
 end)

@@ -218,9 +218,19 @@ describe("a throttling gateway", function()
     local report = assert(batch.backup(c, { dir = tmpdir(), concurrency = 4 }))
     assert.equal(12, report.ok)
     -- only the 429'd item was retried, and nothing else was resent
-    assert.equal(13, e:stats().requests.backup)
+    local st = e:stats()
+    assert.equal(13, st.requests.backup)
     assert.equal(1, c.limiter:status().throttled)
-    assert.is_true(c.limiter.paused_until > 0, "the client was paused")
+    -- by the emulator's clock: the first backup (the 429, answered after its 50 ms) came with
+    -- three others; the answers that came back with it let nothing new start until the pause
+    -- ended, though four threads had work: no arrival from 100 ms to 900 ms after it
+    local backups = {}
+    for _, a in ipairs(st.arrivals) do if a.op == "backup" then backups[#backups + 1] = a.t end end
+    local t0 = backups[1]
+    for _, t in ipairs(backups) do
+      assert.is_false(t > t0 + 100 and t < t0 + 900, ("a backup arrived %d ms after the 429'd one"):format(t - t0))
+    end
+    assert.is_true(backups[#backups] >= t0 + 900, "the rest came after the pause")
   end)
 
   it("fails an item still throttled at its deadline with kind throttled, keeping the rest", function()
