@@ -5,6 +5,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "compat.h"
+
 /* Registers metatable name (once): methods (or NULL) as __index, release as __gc and __close,
  * tostring as __tostring; getmetatable() on an object gives "locked". Leaves the stack as is. */
 static inline void csms_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
