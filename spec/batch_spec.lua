@@ -57,10 +57,10 @@ local function start_backup(dir)
     local c = assert(csms.new { ak = %q, sk = %q, project_id = %q, endpoint = %q })
     batch.backup(c, { dir = %q, concurrency = 2 })
   ]]):format(e.ak, e.sk, e.project_id, e.endpoint, dir)
-  local interp = (jit and "luajit" or "lua5.4")
-  local cpath = package.cpath:match("[^;]*build/[^;]*") or "./build/lua54/?.so"
+  local interp = require("spec.support.interpreter")
+  local cpath = package.cpath:match("[^;]*build/[^;]*") or "./build/" .. interp.build .. "/?.so"
   local pidfile = os.tmpname()
-  os.execute(("LUA_CPATH=%q %s -e %q >/dev/null 2>&1 & echo $! > %s"):format(cpath .. ";;", interp,
+  os.execute(("LUA_CPATH=%q %s -e %q >/dev/null 2>&1 & echo $! > %s"):format(cpath .. ";;", interp.command,
     script, pidfile))
   local pid = read(pidfile):match("%d+")
   os.remove(pidfile)

@@ -8,7 +8,7 @@ local core = require "csms.core"
 local emulator = require "spec.support.emulator"
 local ejson = require "csms.emulator.json"
 
-local LUA = rawget(_G, "jit") and "luajit" or "lua5.4"
+local LUA = require("spec.support.interpreter").command
 local CLI = emulator.root .. "/bin/csms-backup"
 local q = emulator.shell_quote
 
