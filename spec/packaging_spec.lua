@@ -204,6 +204,22 @@ describe("luarocks make, for Lua " .. V .. (JIT and " (LuaJIT)" or ""), function
     assert.is_nil(io.open(tree .. "/bin/csms-emulator"), "no emulator with the command")
   end)
 
+  it("packs a source rock of the repository's HEAD (luarocks pack) that builds and installs", function()
+    local dir = support.tmpdir()
+    -- the rockspec as it is, but fetching from this repository instead of GitHub
+    local text = read(root .. "/rockspecs/lua-csms-scm-1.rockspec")
+    local local_url = text:gsub('url = "git%+https://[^"]+"', function() return 'url = "git+file://' .. root .. '"' end)
+    local f = assert(io.open(dir .. "/lua-csms-scm-1.rockspec", "w"))
+    f:write(local_url)
+    f:close()
+    local ok, out = run(("cd %s && luarocks pack lua-csms-scm-1.rockspec && %s build --deps-mode=none --tree %s/t "
+      .. "lua-csms-scm-1.src.rock"):format(q(dir), LUAROCKS, q(dir)))
+    assert(ok, out)
+    assert.same({ "csms/core.so" }, find(dir .. "/t/lib/lua/" .. V, "."))
+    assert.is_true(#find(dir .. "/t/share/lua/" .. V, "^csms/init%.lua$") == 1)
+    run("rm -rf " .. q(dir))
+  end)
+
   it("leaves nothing in the checkout", function()
     assert.equal(before, checkout_extras())
   end)
@@ -288,5 +304,60 @@ describe("the csms-emulator rock", function()
     ]]):format(port))
     assert(ok, out)
     assert.matches("nil\t404\tCSMS%.0005", out)
+  end)
+end)
+
+describe(".ci/setup", function()
+  -- The packages .ci/setup MODE would install on a machine with none of them, and whether it
+  -- would run npm: run from a copy of .ci/ (no node_modules there) with dpkg-query saying
+  -- "not installed" and apt-get, npm and id stubbed to log.
+  local function would_install(mode)
+    local dir = support.tmpdir()
+    local stubs = {
+      ["dpkg-query"] = "exit 1",
+      ["apt-get"] = 'echo "apt-get $*" >>"$STUB_LOG"',
+      npm = 'echo "npm $*" >>"$STUB_LOG"',
+      id = "echo 0",
+    }
+    assert(run(("mkdir -p %s/.ci %s/stubs && cp %s/.ci/setup %s/.ci/"):format(q(dir), q(dir), q(root), q(dir))))
+    for name, body in pairs(stubs) do
+      local f = assert(io.open(dir .. "/stubs/" .. name, "w"))
+      f:write("#!/bin/sh\n", body, "\n")
+      f:close()
+    end
+    local ok, out = run(("chmod +x %s/stubs/* && STUB_LOG=%s/log PATH=%s/stubs:$PATH bash %s/.ci/setup %s")
+      :format(q(dir), q(dir), q(dir), q(dir), mode))
+    assert(ok, out)
+    local log = read(dir .. "/log") or ""
+    run("rm -rf " .. q(dir))
+    local pkgs = {}
+    for p in (log:match("apt%-get [^\n]*install [^\n]*") or ""):gmatch("%S+") do pkgs[p] = true end
+    return pkgs, log:match("npm install") ~= nil
+  end
+
+  it("demo installs the Lua 5.4 build and the emulator, not clang, valgrind, node or other Luas", function()
+    local pkgs, npm = would_install("demo")
+    for _, p in ipairs { "cmake", "lua5.4", "liblua5.4-dev", "libcurl4-openssl-dev", "libssl-dev", "lua-cjson",
+      "lua-socket", "nginx", "libnginx-mod-http-lua", "curl" } do
+      assert.is_true(pkgs[p], p)
+    end
+    for _, p in ipairs { "clang", "libclang-rt-14-dev", "valgrind", "nodejs", "npm", "lua5.1", "lua5.2", "lua5.3",
+      "luajit2", "lua-busted", "lua-check", "luarocks" } do
+      assert.is_nil(pkgs[p], p)
+    end
+    assert.is_false(npm, "npm install")
+    local demo = read(root .. "/.ci/demo")
+    assert.matches("\nbash %.ci/setup demo\n", demo)
+    assert.matches("\nCSMS_ABIS=lua54 bash %.ci/build\n", demo)
+  end)
+
+  it("test (the default) installs every interpreter, the test tools and the Node.js signer", function()
+    local pkgs, npm = would_install("")
+    for _, p in ipairs { "lua5.1", "liblua5.1-0-dev", "lua5.2", "liblua5.2-dev", "lua5.3", "liblua5.3-dev",
+      "lua5.4", "luajit2", "libluajit2-5.1-dev", "lua-busted", "lua-check", "luarocks", "lua-argparse", "lua-sec",
+      "clang", "valgrind", "nginx", "libnginx-mod-http-lua" } do
+      assert.is_true(pkgs[p], p)
+    end
+    assert.is_true(npm, "npm install")
   end)
 end)
