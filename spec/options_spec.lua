@@ -71,8 +71,8 @@ describe("verify_tls = false", function()
     f:write('package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path\n',
       'local csms = require "csms"\n', code)
     f:close()
-    local interp = jit and "luajit" or "lua5.4"
-    local cpath = jit and "./build/luajit/?.so;;" or "./build/lua54/?.so;;"
+    local lua = require "spec.support.interpreter" -- children run the interpreter running this
+    local interp, cpath = lua.command, "./build/" .. lua.build .. "/?.so;;"
     local p = io.popen(("LUA_CPATH=%s %s %s 2>&1 >/dev/null"):format(emulator.shell_quote(cpath), interp,
       emulator.shell_quote(script)))
     local err = p:read("*a")
