@@ -5,7 +5,7 @@
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
 
-local LUA = rawget(_G, "jit") and "luajit" or "lua5.4"
+local LUA = require("spec.support.interpreter").command
 local CLI = emulator.root .. "/bin/csms-backup"
 local q = emulator.shell_quote
 local read = emulator.read_all

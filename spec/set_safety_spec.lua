@@ -475,7 +475,7 @@ describe("batch.glob (item 15)", function()
     assert.is_true(steps < 40 * #name * #glob, "took " .. steps .. " VM instructions")
     -- and the whole check through a process of its own, which an exponential matcher (the
     -- Lua pattern '^.*a.*a...b$' runs inside one C call the hook cannot see) never ends.
-    local interp = rawget(_G, "jit") and "luajit" or "lua5.4"
+    local interp = require("spec.support.interpreter").command
     local script = ('package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path; '
       .. 'local b = require "csms.batch"; for _ = 1, 100 do assert(not b.glob(%q)(%q)) end; print("done")')
       :format(glob, name)

@@ -301,7 +301,7 @@ end)
 describe("csms-backup under a throttling gateway", function()
   local q = emulator.shell_quote
   local function cli(args)
-    local lua = rawget(_G, "jit") and "luajit" or "lua5.4"
+    local lua = require("spec.support.interpreter").command
     local p = io.popen(("cd %s && env -i PATH=%s HOME=/nonexistent HUAWEICLOUD_SDK_AK=%s HUAWEICLOUD_SDK_SK=%s "
       .. "HUAWEICLOUD_SDK_PROJECT_ID=%s %s bin/csms-backup %s 2>/dev/null </dev/null")
       :format(q(emulator.root), q(os.getenv("PATH")), q(e.ak), q(e.sk), q(e.project_id), lua, args))

@@ -70,7 +70,7 @@ function M.run(e, opts)
         backoff_base = 0.005, backoff_max = 0.05 })
       batch.backup(c, { dir = %q, concurrency = 4, resume = %s })
     ]]):format(e.ak, e.sk, e.project_id, e.endpoint, dir, tostring(resume))
-    local interp = rawget(_G, "jit") and "luajit" or "lua5.4"
+    local interp = require("spec.support.interpreter").command
     local cpath = package.cpath:match("[^;]*build/[^;]*") or "./build/lua54/?.so"
     local pidfile = os.tmpname()
     os.execute(("LUA_CPATH=%q %s -e %q >/dev/null 2>&1 & echo $! > %s"):format(cpath .. ";;", interp,
