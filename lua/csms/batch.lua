@@ -27,7 +27,7 @@ local MAX_MANIFEST = 256 * 1048576  -- manifest.json and manifest.journal (about
 -- ---------------------------------------------------------------- helpers
 
 local function check(cond, fmt, ...)
-  if not cond then error(("csms.batch: " .. fmt):format(...), 3) end
+  if not cond then errors.raise(("csms.batch: " .. fmt):format(...)) end -- at the caller's line
 end
 
 local function check_options(opts, allowed)

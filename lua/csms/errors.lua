@@ -1,6 +1,10 @@
 -- Error values: every runtime failure of the module is `nil, err` with err one of these.
 -- Fields: kind, op, message, status, error_code, error_msg, request_id, retryable, attempts,
--- conflict. tostring(err) gives one log-friendly line.
+-- conflict. tostring(err) gives one log-friendly line, and so does concatenation
+-- ("failed: " .. err). What a host prints for a raised error is another matter: nginx's
+-- lua-nginx-module and HAProxy only print strings (a table, even with __tostring, becomes
+-- "unknown reason" / "unknown runtime error"), so whatever this module raises is a string, and
+-- M.assert raises a failed call's err as its string.
 local cjson = require "cjson.safe"
 
 local M = {}
@@ -48,6 +52,12 @@ function Error:__tostring()
   return head .. body
 end
 
+-- "failed: " .. err and err .. "!" give strings, as with a string error (LuaSocket's,
+-- lua-resty-*'s).
+function Error.__concat(a, b)
+  return tostring(a) .. tostring(b)
+end
+
 function M.new(kind, message, fields)
   local e = fields or {}
   e.kind = kind
@@ -57,6 +67,40 @@ end
 
 function M.is_error(v)
   return getmetatable(v) == Error
+end
+
+-- Misuse raises at the caller's line: the first stack frame that is neither this library's
+-- (a file csms/<module>.lua, wherever it is installed) nor C (pcall, a host's glue). A fixed
+-- error level cannot say it: checks run at different depths (csms.new, client methods, batch).
+local function library_file(source)
+  return source:find("[/\\]csms[/\\][%w_]+%.lua$") or source:find("[/\\]csms[/\\]emulator[/\\]")
+end
+
+local function caller_position()
+  if not (debug and debug.getinfo) then return "" end
+  for level = 3, 100 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then break end
+    if info.what ~= "C" and info.what ~= "tail" and (info.currentline or 0) > 0
+      and not library_file(info.source) then
+      return info.short_src .. ":" .. info.currentline .. ": "
+    end
+  end
+  return ""
+end
+
+-- Raises message (a string) as "file:line: message" at the caller's line.
+function M.raise(message)
+  error(caller_position() .. message, 0)
+end
+
+-- assert for csms calls: returns all its arguments when v is true; else raises err as a
+-- string (tostring(err), at the caller's line), which nginx and HAProxy print in their logs.
+--   local client = csms.assert(csms.new { region = "cn-north-4" })
+function M.assert(v, err, ...)
+  if v then return v, err, ... end
+  if err == nil then err = "assertion failed!" end
+  error(caller_position() .. tostring(err), 0)
 end
 
 -- Removes secrets a server may echo back (the gateway puts its canonical request, security

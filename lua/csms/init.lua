@@ -13,6 +13,7 @@ local transport = require "csms.transport"
 local M = {
   _VERSION = "0.1.0",
   errors = errors,
+  assert = errors.assert, -- csms.assert(client:backup(name)): raises err as a string
 }
 M.USER_AGENT = "lua-csms/" .. M._VERSION
 
@@ -21,8 +22,9 @@ local RETRY_STATUS = { [429] = true, [500] = true, [502] = true, [503] = true, [
 
 -- ---------------------------------------------------------------- argument checks (raise)
 
+-- Misuse raises a string at the caller's line (errors.raise), however deep the check is.
 local function check(cond, fmt, ...)
-  if not cond then error(("csms: " .. fmt):format(...), 3) end
+  if not cond then errors.raise(("csms: " .. fmt):format(...)) end
 end
 
 local function check_type(v, want, name, optional)
@@ -158,7 +160,7 @@ function M.sign(req, creds, opts)
   local headers
   headers, err = core.sign_request(signer, req, opts ~= nil and unsigned_set(opts) or nil)
   if headers then return headers end
-  if headers == false then error("csms: " .. err, 2) end
+  if headers == false then errors.raise("csms: " .. err) end
   return invalid("sign", err)
 end
 
@@ -168,7 +170,7 @@ function M.canonical_request(req, opts)
   local signer = core.signer("AK", "SK")
   local headers, canonical = core.sign_request(signer, req, unsigned_set(opts), true)
   core.wipe(signer)
-  if headers == false then error("csms: " .. canonical, 2) end -- canonical holds the message
+  if headers == false then errors.raise("csms: " .. canonical) end -- canonical holds the message
   if not headers then return invalid("sign", canonical) end
   return canonical
 end
@@ -283,7 +285,7 @@ Client.__gc = Client.close -- Lua 5.2+; on LuaJIT the userdata inside free thems
 -- Builds and signs the request for one attempt (every attempt is signed afresh).
 function Client:prepare(method, path, body)
   local p = private[self]
-  if not p then error("csms: client used after close", 3) end
+  if not p then errors.raise("csms: client used after close") end
   local url = self.endpoint .. path
   if p.auth_token then
     return { method = method, url = url, body = body, headers = {
