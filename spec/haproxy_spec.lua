@@ -45,6 +45,21 @@ end)
 
 local function app_log() return "\nhaproxy.log:\n" .. app:log():sub(-3000) end
 
+-- The fenced block of docs/haproxy.md that opens with ```<lang>, whose first line is first.
+local function doc_block(lang, first)
+  local doc = emulator.read_all(emulator.root .. "/docs/haproxy.md")
+  for block in doc:gmatch("```" .. lang .. "\n(.-)```") do
+    if block:sub(1, #first) == first then return block end
+  end
+  error("no ```" .. lang .. " block starting with " .. first .. " in docs/haproxy.md")
+end
+
+local function replace(text, from, to)
+  local a, b = text:find(from, 1, true)
+  assert(a, "not in the recipe: " .. from)
+  return text:sub(1, a - 1) .. to .. text:sub(b + 1)
+end
+
 describe("csms inside HAProxy", function()
   it("backs up and restores through core.httpclient, signed as the emulator checks", function()
     e:reset_stats()
@@ -135,6 +150,62 @@ describe("csms inside HAProxy", function()
     -- The files are whole: the manifest lists every blob with its digest.
     local report = assert(batch.verify(set))
     assert.same({ 13, 0 }, { report.ok, report.failed })
+  end)
+
+  it("runs the recipe of docs/haproxy.md as written (paths, port and credentials aside)", function()
+    e:config { latency_ms = 0 }
+    local recipe = doc_block("lua", "-- CSMS backups from inside HAProxy")
+    local backups = dir .. "/recipe-backups"
+    recipe = replace(recipe, '"/var/backups/csms"', ("%q"):format(backups))
+    local docs_app = test_haproxy.start {
+      config = function(prefix, port)
+        local f = assert(io.open(prefix .. "/csms_backup.lua", "w"))
+        f:write(recipe)
+        f:close()
+        local cfg = doc_block("haproxy", "global")
+        cfg = replace(cfg, "/opt/lua-csms/build/lua53/?.so", test_haproxy.cpath())
+        cfg = replace(cfg, "/opt/lua-csms/lua/?.lua", emulator.root .. "/lua/?.lua")
+        cfg = replace(cfg, "/opt/lua-csms/lua/?/init.lua", emulator.root .. "/lua/?/init.lua")
+        cfg = replace(cfg, "/etc/haproxy/csms_backup.lua", prefix .. "/csms_backup.lua")
+        return replace(cfg, "127.0.0.1:8404", "127.0.0.1:" .. port)
+      end,
+      env = { HUAWEICLOUD_SDK_AK = e.ak, HUAWEICLOUD_SDK_SK = e.sk, HUAWEICLOUD_SDK_PROJECT_ID = e.project_id,
+              HUAWEICLOUD_SDK_REGION_CSMS_CN_NORTH_4 = e.endpoint },
+      ready = "/health",
+    }
+    finally(function() docs_app:stop() end)
+    local code, body = docs_app:get("/csms/backup", 60, "POST")
+    assert.equal(200, code, tostring(body) .. "\n" .. docs_app:log())
+    assert.equal("ok=13 failed=0\n", body)
+    local report = assert(batch.verify(backups))
+    assert.same({ 13, 0 }, { report.ok, report.failed })
+    -- Only POST starts a backup.
+    code = docs_app:get("/csms/backup", 10)
+    assert.are_not.equal(200, code)
+  end)
+
+  it("verifies TLS against httpclient.ssl.ca-file", function()
+    local tls = emulator.start { tls = true }
+    finally(function() tls:stop() end)
+    tls:create_secret("s", { "value" })
+    local tls_app = test_haproxy.start {
+      config = function(prefix, port)
+        local cfg = emulator.read_all(app.prefix .. "/haproxy.cfg")
+        cfg = cfg:gsub("global\n", "global\n  httpclient.ssl.ca-file " .. tls.tls.cert .. "\n", 1)
+        cfg = cfg:gsub("bind 127%.0%.0%.1:%d+", "bind 127.0.0.1:" .. port)
+        return (cfg:gsub(app.prefix:gsub("%p", "%%%0"), prefix))
+      end,
+      settings = ("return { ak = %q, sk = %q, project_id = %q, endpoint = %q }")
+        :format(tls.ak, tls.sk, tls.project_id, tls.endpoint),
+    }
+    finally(function() tls_app:stop() end)
+    local code, body = tls_app:get("/backup?name=s")
+    assert.equal(200, code, tostring(body) .. "\n" .. tls_app:log())
+    assert.matches("^ok %d+\n$", body)
+    -- The same server through the HAProxy that trusts only the system's CAs.
+    code, body = app:get("/backup?name=s&endpoint=" .. tls.endpoint, 60)
+    assert.equal(502, code, tostring(body))
+    assert.matches("^transport ", body)
   end)
 
   it("tells a server it could not reach from the service's own errors", function()

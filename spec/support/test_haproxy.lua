@@ -5,7 +5,9 @@
 --   local test_haproxy = require "spec.support.test_haproxy"
 --   local app = test_haproxy.start { settings = "Lua source of haproxy_app_settings.lua",
 --                                    frontend = "extra lines inside the frontend" }
---   app.port, app.prefix; app:get(path [, max_seconds]) -> status, body; app:log(); app:stop()
+--   app.port, app.prefix; app:get(path [, max_seconds [, method]]) -> status, body; app:log(); app:stop()
+--   test_haproxy.start { config = function(prefix, port) return "a whole haproxy.cfg" end,
+--                        env = { NAME = value }, ready = "/path answering 200 once up" }
 --
 -- One thread (nbthread 1): a call that blocked would stop everything, which is what the specs
 -- look for. HAProxy's log and Lua errors go to its stderr, kept in <prefix>/haproxy.log. It
@@ -73,13 +75,16 @@ function M.start(opts)
   write(dir .. "/haproxy_app_settings.lua", opts.settings or "return {}")
   local app = setmetatable({ port = emulator.free_port(), prefix = dir }, App)
   local function lit(s) return (s:gsub("%%", "%%%%")) end
-  local conf = CONF:gsub("ROOT", lit(ROOT)):gsub("PREFIX", lit(dir)):gsub("CPATH", lit(M.cpath()))
-    :gsub("PORT", tostring(app.port)):gsub("FRONTEND", lit(opts.frontend or ""))
+  local conf = opts.config and opts.config(dir, app.port) or CONF:gsub("ROOT", lit(ROOT))
+    :gsub("PREFIX", lit(dir)):gsub("CPATH", lit(M.cpath())):gsub("PORT", tostring(app.port))
+    :gsub("FRONTEND", lit(opts.frontend or ""))
   write(dir .. "/haproxy.cfg", conf)
+  local env = {}
+  for k, v in pairs(opts.env or {}) do env[#env + 1] = "export " .. k .. "=" .. q(v) .. "\n" end
   local ok, out = sh("haproxy -c -q -f " .. q(dir .. "/haproxy.cfg"))
   assert(ok, "haproxy -c: " .. tostring(out))
   -- Started by a shell that stays to stop it when this Lua process (the spec run) exits.
-  write(dir .. "/run.sh", ([[
+  write(dir .. "/run.sh", table.concat(env) .. ([[
 haproxy -f %s > %s 2>&1 &
 hp=$!
 echo $hp > %s
@@ -88,8 +93,8 @@ kill $hp 2>/dev/null
 ]]):format(q(dir .. "/haproxy.cfg"), q(dir .. "/haproxy.log"), q(dir .. "/haproxy.pid"), my_pid()))
   assert(sh("sh " .. q(dir .. "/run.sh") .. " > /dev/null 2>&1 &"))
   for _ = 1, 100 do
-    local code, body = app:get("/ping", 1)
-    if code == 200 and body:find("^pong") then
+    local code, body = app:get(opts.ready or "/ping", 1)
+    if code == 200 and (opts.ready or body:find("^pong")) then
       app.pid = (emulator.read_all(dir .. "/haproxy.pid") or ""):match("%d+")
       return app
     end
@@ -104,10 +109,11 @@ function App:log()
   return emulator.read_all(self.prefix .. "/haproxy.log") or ""
 end
 
--- GET path: status, body (nil, curl's output when curl fails).
-function App:get(path, max_seconds)
+-- GET (or method) path: status, body (nil, curl's output when curl fails).
+function App:get(path, max_seconds, method)
   local url = ("http://127.0.0.1:%d%s"):format(self.port, path)
-  local ok, out = sh(("curl -s -m %s -w '\\n%%{http_code}\\n' %s"):format(max_seconds or 30, q(url)))
+  local ok, out = sh(("curl -s -X %s -m %s -w '\\n%%{http_code}\\n' %s")
+    :format(method or "GET", max_seconds or 30, q(url)))
   if not ok then return nil, out end
   local body, code = out:match("^(.*)\n(%d+)\n")
   return tonumber(code), body
