@@ -208,6 +208,20 @@ describe("csms inside HAProxy", function()
     assert.matches("^transport ", body)
   end)
 
+  it("reports HAProxy's 504 as kind timeout, after HAProxy itself sent the request 4 times", function()
+    -- A server that never answers; a 1 s timeout; retries = 1 in the app's client.
+    local gate = rawserver.start("gate", { env = { RAWSERVER_GATE = "1000" } })
+    finally(gate.stop)
+    local code, body = app:get("/backup?timeout=1&endpoint=" .. gate.url, 60)
+    assert.equal(502, code, tostring(body) .. app_log())
+    assert.matches("^timeout csms backup: timeout: HAProxy: 504 The server didn't respond in time%.", body)
+    assert.matches("after 2 attempts", body)
+    -- 2 attempts, each sent 4 times by HAProxy 2.6's httpclient (docs/haproxy.md, Timeouts).
+    local sent = 0
+    for _ in gate.log():gmatch("request POST [^\n]*/backup") do sent = sent + 1 end
+    assert.equal(8, sent, gate.log())
+  end)
+
   it("tells a server it could not reach from the service's own errors", function()
     local code, body = app:get("/backup?endpoint=http://127.0.0.1:1", 60)
     assert.equal(502, code, tostring(body) .. app_log())

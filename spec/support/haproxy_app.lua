@@ -9,17 +9,19 @@ local settings = require "haproxy_app_settings"
 
 local clients, transports = {}, {}
 
--- One client per endpoint, made on first use (no I/O at load).
-local function client(endpoint)
+-- One client per endpoint and timeout, made on first use (no I/O at load).
+local function client(endpoint, timeout)
   endpoint = endpoint or settings.endpoint
-  if not clients[endpoint] then
-    local t = csms_haproxy.new { timeout = 60 }
+  timeout = tonumber(timeout) or 60
+  local key = endpoint .. " " .. timeout
+  if not clients[key] then
+    local t = csms_haproxy.new { timeout = timeout }
     transports[#transports + 1] = t
-    clients[endpoint] = csms.assert(csms.new { ak = settings.ak, sk = settings.sk,
+    clients[key] = csms.assert(csms.new { ak = settings.ak, sk = settings.sk,
       project_id = settings.project_id, endpoint = endpoint, retries = 1, backoff_base = 0.01,
       transport = t })
   end
-  return clients[endpoint]
+  return clients[key]
 end
 
 local function args(applet)
@@ -53,7 +55,7 @@ local blobs = {}
 
 core.register_service("csms_backup", "http", function(applet)
   local a = args(applet)
-  local res, err = client(a.endpoint):backup(a.name or "s")
+  local res, err = client(a.endpoint, a.timeout):backup(a.name or "s")
   if not res then return answer(applet, 502, err.kind .. " " .. err .. "\n") end
   blobs[a.name or "s"] = res.secret_blob
   answer(applet, 200, ("ok %d\n"):format(#res.secret_blob))
