@@ -152,6 +152,22 @@ describe("csms inside HAProxy", function()
     assert.same({ 13, 0 }, { report.ok, report.failed })
   end)
 
+  it("shares one client between a batch and single calls made meanwhile", function()
+    e:config { latency_ms = 100 }
+    finally(function() e:config { latency_ms = 0 } end)
+    local batch_run = io.popen(("curl -s -m 60 -w '\\n%%{http_code}\\n' %s 2>&1"):format(
+      q(("http://127.0.0.1:%d/backup-all?concurrency=4&dir=%s/shared-set"):format(app.port, dir))))
+    local singles = {}
+    for i = 1, 3 do singles[i] = { app:get("/backup?name=s", 30) } end
+    local out = batch_run:read("*a")
+    batch_run:close()
+    for i = 1, 3 do
+      assert.equal(200, singles[i][1], tostring(singles[i][2]) .. app_log())
+      assert.matches("^ok %d+", singles[i][2])
+    end
+    assert.equal("ok=13 failed=0\n\n200\n", out, app_log())
+  end)
+
   it("runs the recipe of docs/haproxy.md as written (paths, port and credentials aside)", function()
     e:config { latency_ms = 0 }
     local recipe = doc_block("lua", "-- CSMS backups from inside HAProxy")

@@ -45,6 +45,7 @@ function M.new(opts)
     next_id = 0,
     inflight = 0,  -- requests started and not yet ended (read it for monitoring)
     finished = {}, -- { id, res, terr } not yet handed out
+    awaited = {},  -- ids request() waits for itself: poll() leaves them alone
   }, Transport)
 end
 
@@ -108,25 +109,36 @@ local function now()
   return t.sec + t.usec / 1e6
 end
 
+-- Hands out the ended requests poll() may have (not those request() waits for).
+local function take(self)
+  local out, keep = {}, {}
+  for _, c in ipairs(self.finished) do
+    if self.awaited[c.id] then keep[#keep + 1] = c else out[#out + 1] = c end
+  end
+  self.finished = keep
+  return out
+end
+
 -- The requests that ended, waiting up to timeout seconds for one (HAProxy runs meanwhile).
 function Transport:poll(timeout)
   local deadline = now() + (timeout or 0)
-  repeat
-    if #self.finished > 0 or self.inflight == 0 then break end
+  local done = take(self)
+  while #done == 0 and self.inflight > 0 and now() < deadline do
     core.msleep(math.max(1, math.min(POLL_MS, math.floor((deadline - now()) * 1000))))
-  until now() >= deadline
-  local done = self.finished
-  self.finished = {}
+    done = take(self)
+  end
   return done
 end
 
 -- One request, waited for (single calls: client:backup() and friends).
 function Transport:request(req)
   local id = self:submit(req)
+  self.awaited[id] = true
   while true do
     for i, c in ipairs(self.finished) do
       if c.id == id then
         table.remove(self.finished, i)
+        self.awaited[id] = nil
         return c.res, c.terr
       end
     end
