@@ -82,6 +82,9 @@ local function perform(self, req)
   if own and body:find(own[1], 1, true) then
     return failure(own[2], ("HAProxy: %d %s"):format(r.status, own[1]), own[3])
   end
+  if r.status == 503 and body == "" then -- what HAProxy 2.6 answers when a name does not resolve
+    return failure("transport", "HAProxy: 503 without a body (the server's name did not resolve?)", true)
+  end
   if #body > self.max_response then
     return failure("response_too_large", ("the answer is over %d bytes"):format(self.max_response), true)
   end
