@@ -209,12 +209,12 @@ describe("transient failures", function()
   it("times out with kind timeout", function()
     e:create_secret("s", { "x" })
     e:config { latency_ms = 1500 }
-    local t0 = os.time()
+    -- The answer would come after 1.5 s: kind timeout on both attempts is the proof that the
+    -- 0.3 s timeout ended each one (no wall-clock bound, which a loaded machine could break).
     local res, err = new_client { timeout = 0.3, retries = 1 }:backup("s")
     assert.is_nil(res)
     assert.equal("timeout", err.kind)
     assert.equal(2, err.attempts)
-    assert.is_true(os.time() - t0 < 4)
   end)
 
   it("fails fast with kind transport when nothing listens", function()
