@@ -104,4 +104,27 @@ describe("csms.sign conformance with the official Node.js signer", function()
     -- the generator really covered what it claims
     assert.is_true(with_query > N / 2 and with_body > N / 4 and with_token > N / 5 and with_port > N / 3)
   end)
+
+  it("signs IAM's KeystoneListProjects request as the official signer does", function()
+    local iam = require "csms.credentials.iam"
+    local cases, ours = {}, {}
+    for i, region in ipairs { "cn-north-4", "ap-southeast-1", "la-south-2", "af-south-1", "x y/é" } do
+      local t = 1700000000 + i * 86461
+      local creds = { ak = "AK" .. str({ "A", "B", "7" }, 8, 20), sk = str(VALUE_CHARS, 10, 100),
+        security_token = i % 2 == 0 and ("st-" .. i .. str({ "a", "Z", "9" }, 20, 40)) or nil }
+      local base = pick { "https://iam." .. region:gsub("[^%w%-]", "") .. ".myhuaweicloud.com", "http://127.0.0.1:8080" }
+      local req = assert(iam.list_projects_request(base, creds, region, t, "lua-csms/test"))
+      ours[i] = req
+      cases[i] = { method = "GET", url = base .. "/v3/projects", query = { { "name", region } },
+        headers = { ["User-Agent"] = "lua-csms/test", ["X-Security-Token"] = creds.security_token },
+        date = os.date("!%Y%m%dT%H%M%SZ", t), ak = creds.ak, sk = creds.sk }
+    end
+    local signed = node_sign(cases)
+    for i, req in ipairs(ours) do
+      assert.equal(signed[i].url, req.url)
+      assert.equal(signed[i].headers.Authorization, req.headers.Authorization)
+      assert.equal(cases[i].date, req.headers["X-Sdk-Date"])
+      assert.is_nil(req.headers["X-Project-Id"])
+    end
+  end)
 end)

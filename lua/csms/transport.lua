@@ -21,6 +21,7 @@
 -- as a "serial" transport, so other event loops can plug theirs in; a table declaring "multi"
 -- runs concurrently on the user's own loop.
 local core = require "csms.core"
+local errors = require "csms.errors"
 
 local M = {}
 
@@ -87,6 +88,19 @@ function Curl.sleep(_, seconds) core.sleep(seconds) end
 function Curl.mode() return "multi" end
 
 function Curl:close() self.http:close() end
+
+-- The transport to use unless given one: libcurl, or inside nginx cosockets (never a blocking
+-- call on a serving worker: csms.cosocket). opts: the client's timeouts and TLS settings.
+function M.default(opts)
+  if ngx and type(ngx.get_phase) == "function" then
+    if opts.cafile or opts.proxy then
+      return nil, errors.new("config", "cafile and proxy are not available inside nginx: set "
+        .. "lua_ssl_trusted_certificate, and reach the endpoint directly")
+    end
+    return require("csms.cosocket").auto(opts, M.curl)
+  end
+  return M.curl(opts)
+end
 
 -- A user function as a transport.
 function M.from_function(fn)

@@ -1,0 +1,80 @@
+-- Credentials from the profile file the official SDKs read: HUAWEICLOUD_SDK_CREDENTIALS_FILE,
+-- else ~/.huaweicloud/credentials; its [basic] section: idp_id with id_token_file (OIDC
+-- federation, at iam_endpoint when given) first, else ak/sk (with security_token).
+local config = require "csms.config"
+local errors = require "csms.errors"
+local oidc = require "csms.credentials.oidc"
+local static = require "csms.credentials.static"
+local temporary = require "csms.credentials.temporary"
+
+local M = {}
+
+local function nonempty(v) if v ~= nil and v ~= "" then return v end end
+
+-- The profile's path and its [basic] keys ({} when there is no file), or nil, err when the file
+-- HUAWEICLOUD_SDK_CREDENTIALS_FILE names cannot be read.
+function M.read(getenv)
+  getenv = getenv or os.getenv
+  local path = nonempty(getenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE"))
+  if path then
+    local f, why = io.open(path, "r")
+    if not f then
+      return nil, errors.new("config", "cannot read HUAWEICLOUD_SDK_CREDENTIALS_FILE: " .. tostring(why),
+        { field = "HUAWEICLOUD_SDK_CREDENTIALS_FILE" })
+    end
+    f:close()
+  else
+    local home = nonempty(getenv("HOME"))
+    path = home and (home .. "/.huaweicloud/credentials")
+  end
+  return path and config.read_profile(path) or {}, path
+end
+
+local Provider = {}
+Provider.__index = Provider
+
+local function fixed(name, err)
+  return { name = name, credentials = function() return nil, err end }
+end
+
+local function resolve(opts)
+  local getenv = opts.getenv or os.getenv
+  local p, path = opts.profile, opts.profile_path
+  if not p then
+    p, path = M.read(getenv)
+    if not p then return fixed("profile", path) end
+  end
+  local where = "the profile file " .. tostring(path)
+  local idp, file = nonempty(p.idp_id), nonempty(p.id_token_file)
+  if idp and file then
+    local iam, err = require("csms.credentials.iam").endpoint(opts.region, getenv, p.iam_endpoint)
+    if not iam then return fixed("profile", err) end
+    return temporary.shared(table.concat({ "oidc", idp, file, iam }, "\0"), opts, function()
+      return oidc.new { idp_id = idp, id_token_file = file, iam_endpoint = iam, transport = opts.transport,
+        clock = opts.clock, sleep = opts.sleep, user_agent = opts.user_agent, refresh_margin = opts.refresh_margin }
+    end)
+  elseif idp or file then
+    return fixed("profile", errors.new("config", where .. ": idp_id and id_token_file must be given together",
+      { field = idp and "id_token_file" or "idp_id" }))
+  end
+  if nonempty(p.ak) or nonempty(p.sk) then
+    return static.keys({ ak = nonempty(p.ak), sk = nonempty(p.sk), security_token = nonempty(p.security_token) },
+      where)
+  end
+  return fixed("profile", errors.new("config", where .. " has no [basic] ak/sk nor idp_id/id_token_file",
+    { field = "credentials", absent = true }))
+end
+
+function Provider:credentials()
+  self.inner = self.inner or resolve(self.opts)
+  self.name = self.inner.name == "static" and "profile" or self.inner.name
+  return self.inner:credentials()
+end
+
+-- opts: getenv, region, transport, clock, user_agent; profile (already read keys) with
+-- profile_path, to read the file once for the credentials and the other settings.
+function M.new(opts)
+  return setmetatable({ name = "profile", opts = opts or {} }, Provider)
+end
+
+return M
