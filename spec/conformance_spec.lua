@@ -112,7 +112,8 @@ describe("csms.sign conformance with the official Node.js signer", function()
       local t = 1700000000 + i * 86461
       local creds = { ak = "AK" .. str({ "A", "B", "7" }, 8, 20), sk = str(VALUE_CHARS, 10, 100),
         security_token = i % 2 == 0 and ("st-" .. i .. str({ "a", "Z", "9" }, 20, 40)) or nil }
-      local base = pick { "https://iam." .. region:gsub("[^%w%-]", "") .. ".myhuaweicloud.com", "http://127.0.0.1:8080" }
+      local base = pick { "https://iam." .. region:gsub("[^%w%-]", "") .. ".myhuaweicloud.com",
+        "http://127.0.0.1:8080" }
       local req = assert(iam.list_projects_request(base, creds, region, t, "lua-csms/test"))
       ours[i] = req
       cases[i] = { method = "GET", url = base .. "/v3/projects", query = { { "name", region } },

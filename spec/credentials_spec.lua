@@ -336,7 +336,8 @@ describe("the default chain", function()
     local vars = {
       HUAWEICLOUD_SDK_AK = "env-ak", HUAWEICLOUD_SDK_SK = "env-sk",
       HUAWEICLOUD_SDK_CREDENTIALS_FILE = profile_path,
-      HC_CONTAINER_CREDENTIALS_FULL_URI = "http://127.0.0.1:9/c", HC_CONTAINER_AUTHORIZATION_TOKEN_FILE = container_token,
+      HC_CONTAINER_CREDENTIALS_FULL_URI = "http://127.0.0.1:9/c",
+      HC_CONTAINER_AUTHORIZATION_TOKEN_FILE = container_token,
       HUAWEICLOUD_SDK_ECS_METADATA = "on",
     }
     for _, k in ipairs(without) do
@@ -519,7 +520,8 @@ describe("the project id from IAM", function()
 
   it("does not retry a 401 (the gateway locks an AK after 5), and retries a 503", function()
     local t = iam({}, 401)
-    local id, err = project.lookup({ ak = "AK", sk = "s" }, "cn-north-4", { transport = t, iam_endpoint = "https://iam.test" })
+    local id, err = project.lookup({ ak = "AK", sk = "s" }, "cn-north-4",
+      { transport = t, iam_endpoint = "https://iam.test" })
     assert.is_nil(id)
     assert.same({ "http", 401, "list_projects", "cn-north-4" }, { err.kind, err.status, err.op, err.region })
     assert.equal(1, #t.requests)

@@ -5,6 +5,7 @@ local http = require "csms.emulator.http"
 local auth = require "csms.emulator.auth"
 local config = require "csms.emulator.config"
 local faults = require "csms.emulator.faults"
+local iam = require "csms.emulator.iam"
 local limits = require "csms.emulator.limits"
 local operations = require "csms.emulator.operations"
 local state = require "csms.emulator.state"
@@ -43,6 +44,7 @@ routes["POST reset"] = function()
   faults.reset()
   config.reset()
   auth.reset()
+  iam.reset()
   stats.reset()
   return send(200, "json", { ok = true })
 end

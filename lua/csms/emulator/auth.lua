@@ -4,6 +4,7 @@
 local crypto = require "csms.emulator.crypto"
 local signature = require "csms.emulator.signature"
 local http = require "csms.emulator.http"
+local iam = require "csms.emulator.iam"
 local limits = require "csms.emulator.limits"
 local state = require "csms.emulator.state"
 local stats = require "csms.emulator.stats"
@@ -56,8 +57,11 @@ function M.authenticate(ctx)
   local auth, perr = signature.parse_authorization(header_value(authz))
   if not auth then return fail(ctx, nil, perr .. ".") end
   local ak = auth.access
-  if ak ~= settings.ak then
-    return fail(ctx, nil, "the access key " .. ak .. " does not exist.")
+  local sk = settings.sk
+  if ak ~= settings.ak then -- temporary keys from the IAM stand-in, with their security token
+    local why
+    sk, why = iam.secret_for(ak, header_value(headers["x-security-token"]))
+    if not sk then return fail(ctx, nil, why) end
   end
   local lock = lockouts[ak]
   if state.config.lockout and lock and lock.locked_until > ngx.now() then
@@ -92,7 +96,7 @@ function M.authenticate(ctx)
     body_hash = has["x-sdk-content-sha256"] and header_value(headers["x-sdk-content-sha256"])
       or nil,
   })
-  local expected = signature.sign(settings.sk, signature.trim(date), canonical)
+  local expected = signature.sign(sk, signature.trim(date), canonical)
   if not crypto.equal(expected, auth.signature) then
     return fail(ctx, ak, "verify aksk signature fail, canonicalRequest: " .. canonical)
   end

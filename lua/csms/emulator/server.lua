@@ -16,10 +16,13 @@ local M = {}
 
 -- Path pattern -> module; the first match answers, the CSMS API gateway takes the rest.
 local ROUTES = {
+  { "^/__emulator/iam$", "csms.emulator.iam" },
   { "^/__emulator$", "csms.emulator.admin" },
   { "^/__emulator/", "csms.emulator.admin" },
   { "^/meta%-data/", "csms.emulator.metadata" },
   { "^/openstack/", "csms.emulator.metadata" },
+  { "^/v3/projects$", "csms.emulator.iam" },
+  { "^/v3%.0/OS%-", "csms.emulator.iam" },
 }
 local DEFAULT = "csms.emulator.gateway"
 
