@@ -91,7 +91,7 @@ emit()
 local REQS = { "upload", "download" }
 local WAYS = { { "sign", "`csms.sign(req, creds)`, the same creds table (key schedule cached)" },
                { "kept", "`core.sign` with a kept `core.signer` (client path)" },
-               { "prepare", "`client:prepare` (kept signer + header table)" },
+               { "prepare", "a client's prepare (`csms.identity.prepare`: keys, signer, headers)" },
                { "fresh", "`csms.sign(req, creds)`, a new creds table per call (key schedule per call)" } }
 local function s(impl, way, req) return sign[impl .. "/" .. way .. "/" .. req] end
 local function rate(impl, way, req) local x = s(impl, way, req) return x and x.rate end
@@ -169,7 +169,7 @@ emit(("- **upload**: UploadSecretBlob, `POST /v1/{project}/secrets/restore`, bod
   :format(num(up and up.body), num(up and up.creq)))
 emit(("- **download**: DownloadSecretBlob, `POST /v1/{project}/secrets/{name}/backup`, empty body, "
   .. "canonical request %s bytes."):format(num(down and down.creq)))
-emit("- Headers as `client:prepare` sends them: Content-Type, User-Agent, Host, X-Project-Id; the "
+emit("- Headers as a client sends them: Content-Type, User-Agent, Host, X-Project-Id; the "
   .. "signer adds X-Sdk-Date (now) and Authorization.")
 emit()
 emit("| request | how | Lua 5.4 | LuaJIT | Lua 5.4 / Node | LuaJIT / Node | Lua 5.4 / floor | LuaJIT / floor |")

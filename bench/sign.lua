@@ -5,7 +5,7 @@
 --   lua5.4 bench/sign.lua --check DATE                each request's Authorization at X-Sdk-Date DATE
 --   lua5.4 bench/sign.lua --sizes                     "<request> <canonical request bytes> <body bytes>"
 --
--- Two requests, with the headers client:prepare sends:
+-- Two requests, with the headers a client sends (csms.identity.prepare):
 --   upload:   POST /v1/{project}/secrets/restore {"secret_blob":"<1,306-character blob>"}
 --             (UploadSecretBlob; the blob has the shape and size of an emulator backup)
 --   download: POST /v1/{project}/secrets/{name}/backup, empty body (DownloadSecretBlob)
@@ -16,7 +16,8 @@
 --             schedule every call (the worst case)
 --   kept      core.sign(signer, method, url, headers, body, now) with a kept core.signer:
 --             what a client does for every request (client:backup, csms.batch)
---   prepare   client:prepare(method, path, body): the kept signer plus building the header table
+--   prepare   csms.identity.prepare(client, method, path, body): what a client does per attempt
+--             (its provider's keys, the kept signer, the header table)
 --             and URL, i.e. everything a client does before handing a request to libcurl
 -- Each is warmed up (one discarded run), then timed over R runs of N signatures; prints one line
 -- per pair: "sign <way> <request> <median signatures/s> <canonical request bytes> <body bytes>".
@@ -173,8 +174,9 @@ for _, r in ipairs(REQUESTS) do
       end
     end },
     { "prepare", function(n)
+      local prepare = require("csms.identity").prepare
       for _ = 1, n do
-        if not client:prepare(method, path, body).headers.Authorization then error("no signature") end
+        if not prepare(client, method, path, body).headers.Authorization then error("no signature") end
       end
     end },
   }

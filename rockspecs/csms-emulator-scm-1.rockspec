@@ -31,6 +31,7 @@ build = {
       ["csms.emulator.files"] = "lua/csms/emulator/files.lua",
       ["csms.emulator.gateway"] = "lua/csms/emulator/gateway.lua",
       ["csms.emulator.http"] = "lua/csms/emulator/http.lua",
+      ["csms.emulator.iam"] = "lua/csms/emulator/iam.lua",
       ["csms.emulator.json"] = "lua/csms/emulator/json.lua",
       ["csms.emulator.limits"] = "lua/csms/emulator/limits.lua",
       ["csms.emulator.metadata"] = "lua/csms/emulator/metadata.lua",

@@ -63,7 +63,7 @@ describe("credentials.static and credentials.token", function()
     assert.is_nil(c)
     assert.equal("config", err.kind)
     assert.equal("credentials", err.field)
-    assert.matches("^options: the AK and SK must be given together %(got only the AK%)", err.message)
+    assert.matches("^options: ak and sk must be given together %(got only ak%)", err.message)
   end)
 
   it("print without the SK or the security token", function()

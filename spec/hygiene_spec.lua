@@ -196,6 +196,41 @@ describe("secret hygiene", function()
     end
   end)
 
+  case("OIDC federation: the id token, unscoped token, temporary SK and security token", function()
+    local credentials = require "csms.credentials"
+    credentials.forget()
+    local id_token = "IDTOKEN-CANARY-2b7d9f1c3e5a"
+    assert.equal(200, (e:admin("POST", "/__emulator/iam", { id_token = id_token })))
+    local file = tmp .. "/id-token"
+    write_file(file, id_token)
+    local p = credentials.oidc { idp_id = "emulator-idp", id_token_file = file, iam_endpoint = e.endpoint }
+    local creds = assert(p:credentials())
+    -- the values this exchange handed out are canaries too (a wrong id token first: the error
+    -- must not quote it)
+    local added = { id_token, creds.sk, creds.security_token, "emulator-unscoped-" }
+    for _, c in ipairs(added) do table.insert(CANARIES, c) end
+    local bad = credentials.oidc { idp_id = "emulator-idp", id_token_file = tmp .. "/no-such-file",
+      iam_endpoint = e.endpoint }
+    check_err("unreadable token file", bad:credentials())
+    write_file(tmp .. "/wrong-token", id_token .. "-wrong")
+    check_err("refused id token", credentials.oidc { idp_id = "emulator-idp", id_token_file = tmp .. "/wrong-token",
+      iam_endpoint = e.endpoint }:credentials())
+    assert_clean("tostring(creds)", tostring(creds))
+    local c = assert(csms.new { credentials = p, endpoint = e.endpoint, project_id = e.project_id, retries = 0 })
+    check_err("missing secret", c:backup("missing"))
+    assert_clean("client", c)
+    assert_clean("tostring(client)", tostring(c))
+    c:close()
+    -- a server that echoes the security token in its 401
+    local s = rawserver.start("echo_401", { env = { RAWSERVER_ECHO = "\nraw " .. creds.security_token
+      .. " again; X-Security-Token: " .. creds.security_token } })
+    c = assert(csms.new { credentials = p, endpoint = s.url, project_id = e.project_id, retries = 0, timeout = 1 })
+    check_err("echo_401 backup", c:backup("x"))
+    c:close()
+    s.stop()
+    for _ = 1, #added do table.remove(CANARIES) end
+  end)
+
   case("refused input", function()
     local c = assert(csms.new(aksk()))
     check_err("bad name", c:backup("a\r\n" .. TOKEN))

@@ -2,6 +2,7 @@
 -- told), and the provider end to end against the emulator's stand-in of the service.
 local config = require "csms.config"
 local core = require "csms.core"
+local credentials = require "csms.credentials"
 local csms = require "csms"
 local emulator = require "spec.support.emulator"
 
@@ -32,13 +33,13 @@ describe("config.metadata_endpoint", function()
   end)
 
   it("comes after the environment and the profile", function()
-    local s = assert(config.resolve({ metadata = true, region = "cn-north-4", project_id = "p" },
-      env { HUAWEICLOUD_SDK_AK = "a", HUAWEICLOUD_SDK_SK = "s" }))
-    assert.equal("a", s.ak)
-    assert.is_nil(s.metadata)
-    s = assert(config.resolve({ metadata = "http://127.0.0.1:9", region = "cn-north-4" }, env {}))
-    assert.equal("http://127.0.0.1:9", s.metadata)
-    assert.is_nil(s.project_id) -- the server's own, fetched with the credentials
+    local chain = credentials.default { metadata = true, getenv = env { HUAWEICLOUD_SDK_AK = "a",
+      HUAWEICLOUD_SDK_SK = "s" } }
+    assert(chain:check())
+    assert.equal("env", chain.name)
+    chain = credentials.default { metadata = "http://127.0.0.1:9", getenv = env {} }
+    assert(chain:check())
+    assert.equal("ecs-metadata", chain.name)
   end)
 end)
 
@@ -46,15 +47,17 @@ describe("the ECS metadata provider", function()
   local e
   setup(function() e = emulator.start {} end)
   teardown(function() if e then e:stop() end end)
-  before_each(function() e:reset() end)
+  before_each(function()
+    e:reset()
+    credentials.forget()
+  end)
 
-  it("signs with the server's temporary credentials and its project id", function()
+  it("signs with the server's temporary credentials and its project id, fetched at the first call", function()
     e:create_secret("s", { "x" })
     local c = assert(csms.new { metadata = e.endpoint, endpoint = e.endpoint })
-    assert.equal(e.project_id, c.project_id)
-    assert.equal("csms.client(" .. e.endpoint .. ", project " .. e.project_id .. ", ecs-metadata auth)",
-      tostring(c))
-    assert.equal(3, e:stats().metadata) -- session token, security key, meta_data.json
+    assert.is_nil(c.project_id)
+    assert.equal("csms.client(" .. e.endpoint .. ", project not yet known, ecs-metadata auth)", tostring(c))
+    assert.equal(0, e:stats().metadata, "csms.new sends nothing")
     local sent
     local real = c.transport.request
     c.transport.request = function(t, req)
@@ -62,16 +65,22 @@ describe("the ECS metadata provider", function()
       return real(t, req)
     end
     assert(c:backup("s"))
+    assert.equal(e.project_id, c.project_id)
+    assert.equal("csms.client(" .. e.endpoint .. ", project " .. e.project_id .. ", ecs-metadata auth)",
+      tostring(c))
+    assert.equal(3, e:stats().metadata) -- session token, security key, meta_data.json
     assert.matches("^emulator%-security%-token%-%x+$", sent.headers["X-Security-Token"])
     assert.matches("SignedHeaders=[^,]*x%-security%-token", sent.headers.Authorization)
+    assert(c:backup("s"))
     assert.equal(3, e:stats().metadata, "nothing is fetched again while the credentials are fresh")
     c:close()
   end)
 
-  it("fetches new credentials before the old ones expire", function()
+  it("fetches new credentials before the old ones expire (half-way through a short life)", function()
     e:create_secret("s", { "x" })
-    e:config { metadata_ttl_s = 602 } -- expires 2 s after the 10-minute refresh margin begins
+    e:config { metadata_ttl_s = 4 }
     local c = assert(csms.new { metadata = e.endpoint, endpoint = e.endpoint, project_id = e.project_id })
+    assert(c:backup("s"))
     assert.equal(2, e:stats().metadata) -- the project id was given
     assert(c:backup("s"))
     assert.equal(2, e:stats().metadata)
@@ -82,16 +91,18 @@ describe("the ECS metadata provider", function()
 
   it("fails clearly and quickly when no metadata service answers", function()
     local t0 = core.monotonic()
-    local c, err = csms.new { metadata = "http://127.0.0.1:" .. emulator.free_port(), endpoint = e.endpoint }
-    assert.is_nil(c)
+    local c = assert(csms.new { metadata = "http://127.0.0.1:" .. emulator.free_port(), endpoint = e.endpoint })
+    local res, err = c:backup("s")
+    assert.is_nil(res)
     assert.equal("config", err.kind)
-    assert.matches("^csms: config: ECS metadata at http://127%.0%.0%.1:%d+: no session token", tostring(err))
+    assert.matches("^csms backup: config: ECS metadata at http://127%.0%.0%.1:%d+: no session token", tostring(err))
     assert.is_true(core.monotonic() - t0 < 1.5)
   end)
 
   it("refuses an answer without credentials", function()
-    local c, err = csms.new { metadata = e.endpoint .. "/__emulator", endpoint = e.endpoint }
-    assert.is_nil(c)
+    local c = assert(csms.new { metadata = e.endpoint .. "/__emulator", endpoint = e.endpoint })
+    local res, err = c:backup("s")
+    assert.is_nil(res)
     assert.equal("config", err.kind)
     assert.matches("ECS metadata", err.message)
   end)

@@ -1,5 +1,6 @@
 -- csms.scheduler on user transports: each mode overlaps requests as it declares, and the
 -- transport's mode is checked when the client is made.
+local api = require "csms.api"
 local csms = require "csms"
 local scheduler = require "csms.scheduler"
 
@@ -44,7 +45,7 @@ end
 local function run(c, n, concurrency)
   local items, done = {}, {}
   for i = 1, n do items[i] = ("s-%02d"):format(i) end
-  scheduler.run(c, items, concurrency, function(name) return c:backup_operation(name) end,
+  scheduler.run(c, items, concurrency, function(name) return api.backup(c, name) end,
     function(name, res, err) done[#done + 1] = { name = name, res = res, err = err } end)
   return done
 end

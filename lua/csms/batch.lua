@@ -11,6 +11,7 @@
 -- A backup holds an exclusive lock on .csms.lock in the directory; restore and verify hold a
 -- shared one (a backup and a reader never overlap). Nothing is ever read or written through a
 -- symbolic link planted in the directory, nor from a FIFO or device.
+local api = require "csms.api"
 local core = require "csms.core"
 local cjson = require "cjson.safe"
 local csms = require "csms"
@@ -436,7 +437,12 @@ end
 
 function backup_locked(client, opts, dir)
   remove_leftovers(dir)
-  local ok, err
+  -- The project id (from IAM when none is configured) before the set is compared to it.
+  local ok, err = client:resolve()
+  if not ok then
+    err.op = err.op or "backup"
+    return nil, err
+  end
   local prev, perr, jinfo = read_set(dir)
   -- An unreadable set is never overwritten: it is the record of every earlier item.
   if not prev and perr.kind ~= "io" then
@@ -585,7 +591,7 @@ function backup_locked(client, opts, dir)
   end
 
   scheduler.run(client, todo, opts.concurrency or 8,
-    function(t) return client:backup_operation(t.name) end, finish,
+    function(t) return api.backup(client, t.name) end, finish,
     function() if #pending > 0 and core.monotonic() - pending_since >= GROUP_SECONDS then commit() end end)
   commit()
   journal:close()
@@ -657,7 +663,7 @@ function restore_locked(client, opts, on_conflict)
     end
     local blob, verr = verified_blob(opts.dir, it)
     if not blob then return nil, verr end
-    return client:restore_operation(blob)
+    return api.restore(client, blob)
   end
 
   if opts.dry_run then

@@ -57,8 +57,8 @@ local function shown(v)
   return "'" .. tostring(v):gsub("%c", function(c) return ("\\x%02X"):format(c:byte()) end) .. "'"
 end
 
-local function config_error(msg)
-  return nil, errors.new("config", msg)
+local function config_error(msg, field)
+  return nil, errors.new("config", msg, { field = field })
 end
 
 local function nonempty(v)
@@ -92,51 +92,24 @@ local function profile_path(getenv)
   return home and (home .. "/.huaweicloud/credentials") or nil
 end
 
--- Credentials: an IAM token, or an AK/SK pair (plus a security token for temporary keys),
--- taken whole from the first source that has them.
-local function resolve_credentials(opts, getenv, profile)
-  if opts.auth_token then return { auth_token = opts.auth_token } end
-  if opts.ak or opts.sk then
-    if not (opts.ak and opts.sk) then
-      return config_error("ak and sk must be given together (got only " .. (opts.ak and "ak" or "sk") .. ")")
-    end
-    return { ak = opts.ak, sk = opts.sk, security_token = opts.security_token }
-  end
-  for _, prefix in ipairs { "HUAWEICLOUD_SDK_", "CLOUD_SDK_" } do
-    local ak, sk = nonempty(getenv(prefix .. "AK")), nonempty(getenv(prefix .. "SK"))
-    if ak and sk then
-      return { ak = ak, sk = sk, security_token = nonempty(getenv(prefix .. "SECURITY_TOKEN")) }
-    elseif ak or sk then
-      return config_error(prefix .. "AK and " .. prefix .. "SK must be set together")
-    end
-  end
-  local p = profile()
-  if nonempty(p.ak) and nonempty(p.sk) then
-    return { ak = p.ak, sk = p.sk, security_token = nonempty(p.security_token) }
-  end
-  local metadata = M.metadata_endpoint(opts.metadata, getenv)
-  if metadata then return { metadata = metadata } end -- fetched by the client
-  return config_error("no credentials: pass ak/sk (or auth_token) to csms.new, set "
-    .. "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, write [basic] ak/sk in "
-    .. "~/.huaweicloud/credentials, or on a cloud server set HUAWEICLOUD_SDK_ECS_METADATA=on")
-end
-
 local function resolve_endpoint(opts, getenv)
   if opts.endpoint then
     local ep = opts.endpoint:gsub("/+$", "")
     if not ep:match("^https?://[%w%.%-%[%]:]+$") then
-      return config_error("endpoint must be http(s)://host[:port] with no path, got " .. shown(opts.endpoint))
+      return config_error("endpoint must be http(s)://host[:port] with no path, got " .. shown(opts.endpoint),
+        "endpoint")
     end
     return ep
   end
   local region = opts.region
   if not region then
-    return config_error("no endpoint: pass region (e.g. \"cn-north-4\") or endpoint to csms.new")
+    return config_error("no endpoint: pass region (e.g. \"cn-north-4\") or endpoint to csms.new", "region")
   end
   local override = nonempty(getenv("HUAWEICLOUD_SDK_REGION_CSMS_" .. region:upper():gsub("-", "_")))
   if override then return resolve_endpoint({ endpoint = override }, getenv) end
   if not M.regions[region] then
-    return config_error("unknown region " .. shown(region) .. ": pass endpoint= for a region not in the table")
+    return config_error("unknown region " .. shown(region) .. ": pass endpoint= for a region not in the table",
+      "region")
   end
   return "https://kms." .. region .. ".myhuaweicloud.com"
 end
@@ -157,36 +130,33 @@ function M.warn_insecure(endpoint)
   end
 end
 
--- Returns the settings a client needs: { endpoint, project_id, ak, sk, security_token,
--- auth_token } or, when only the ECS metadata service can give credentials, { endpoint,
--- project_id?, metadata = base URL }; or nil, err (kind "config").
+-- Returns the settings a client needs besides credentials (csms.credentials):
+-- { endpoint, project_id (nil: from the credentials' source or IAM), profile (the [basic] keys,
+-- {} without a file), profile_path } or nil, err (kind "config", err.field the setting).
 function M.resolve(opts, getenv)
   getenv = getenv or os.getenv
-  local cached
-  local function profile()
-    if cached == nil then
-      local path = profile_path(getenv)
-      cached = path and M.read_profile(path) or {}
+  local path = nonempty(getenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE"))
+  if path then
+    local f, why = io.open(path, "r")
+    if not f then
+      return config_error("cannot read HUAWEICLOUD_SDK_CREDENTIALS_FILE: " .. tostring(why),
+        "HUAWEICLOUD_SDK_CREDENTIALS_FILE")
     end
-    return cached
+    f:close()
+  else
+    path = profile_path(getenv)
   end
-  local creds, err = resolve_credentials(opts, getenv, profile)
-  if not creds then return nil, err end
-  local endpoint
-  endpoint, err = resolve_endpoint(opts, getenv)
+  local profile = path and M.read_profile(path) or {}
+  local endpoint, err = resolve_endpoint(opts, getenv)
   if not endpoint then return nil, err end
   local project_id = opts.project_id or nonempty(getenv("HUAWEICLOUD_SDK_PROJECT_ID"))
-    or nonempty(profile().project_id)
-  if not project_id and not creds.metadata then
-    return config_error("no project_id: pass project_id, set HUAWEICLOUD_SDK_PROJECT_ID, or write "
-      .. "project_id in the [basic] section of ~/.huaweicloud/credentials")
-  end
+    or nonempty(profile.project_id)
   if project_id and (#project_id > 64 or not project_id:match("^[%w_%-]+$")) then
-    return config_error("project_id must be 1-64 letters, digits, '-' or '_' (IAM gives 32 hex digits)")
+    return config_error("project_id must be 1-64 letters, digits, '-' or '_' (IAM gives 32 hex digits)",
+      "project_id")
   end
-  creds.endpoint, creds.project_id = endpoint, project_id
   if opts.verify_tls == false and endpoint:find("^https:") then M.warn_insecure(endpoint) end
-  return creds
+  return { endpoint = endpoint, project_id = project_id, profile = profile, profile_path = path }
 end
 
 return M

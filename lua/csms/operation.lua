@@ -16,6 +16,7 @@ local core = require "csms.core"
 local cjson = require "cjson.safe"
 local config = require "csms.config"
 local errors = require "csms.errors"
+local identity = require "csms.identity"
 
 local M = {}
 
@@ -70,6 +71,24 @@ local function backoff(client, n)
   return core.random() * cap
 end
 
+local RETRY_STATUS = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
+
+-- The error for a non-2xx answer (tokens the server may echo taken out: csms.identity keeps
+-- the client's).
+local function http_error(client, op, res)
+  local e = errors.answer_fields(res, identity.secrets(client))
+  return errors.new("http", nil, {
+    op = op,
+    status = res.status,
+    error_code = e.error_code,
+    error_msg = e.error_msg,
+    request_id = e.request_id,
+    encoded_authorization_message = e.encoded_authorization_message,
+    retryable = RETRY_STATUS[res.status] or false,
+    conflict = errors.is_conflict(res.status, e.error_msg) or nil,
+  })
+end
+
 local Operation = {}
 Operation.__index = Operation
 
@@ -89,7 +108,7 @@ function Operation:request()
   self.sent_at = now
   self.client.limiter:sent(now)
   self.deadline = self.deadline or now + self.client.throttle_deadline
-  local req, err = self.client:prepare(self.method, self.path, self.body)
+  local req, err = identity.prepare(self.client, self.method, self.path, self.body)
   if not req then
     err.op, err.attempts = self.op, self.attempt
     return nil, err
@@ -154,7 +173,7 @@ function Operation:outcome(res, terr)
     client.budget:success()
     return done(self, res)
   elseif res then
-    err = client:http_error(self.op, res)
+    err = http_error(client, self.op, res)
     if res.status == 429 then return throttled(self, err, res, now) end
     -- A signature the gateway calls expired, signed by a clock far from the server's: correct
     -- the signing clock and try once more (never more: the gateway locks an AK after 5 401s).

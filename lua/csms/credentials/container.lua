@@ -3,7 +3,6 @@
 -- as Authorization; the answer holds temporary keys. The token file is read at every fetch.
 local errors = require "csms.errors"
 local temporary = require "csms.credentials.temporary"
-local transport = require "csms.transport"
 
 local M = {}
 
@@ -50,12 +49,11 @@ function M.new(opts)
   end
   local p = temporary.new("container", fetch, opts)
   p.uri, p.token_file, p.identity = opts.uri, opts.token_file, "container:" .. opts.uri
-  p.transport = opts.transport or transport.default(M.TIMEOUTS)
+  p.transport = opts.transport or temporary.default_transport(M.TIMEOUTS, opts.transport_options)
   local why = check_uri(opts.uri)
   if why then
-    local err = errors.new("config", "HC_CONTAINER_CREDENTIALS_FULL_URI " .. why,
+    p.err = errors.new("config", "HC_CONTAINER_CREDENTIALS_FULL_URI " .. why,
       { field = "HC_CONTAINER_CREDENTIALS_FULL_URI" })
-    p.credentials = function() return nil, err end
   end
   return p
 end

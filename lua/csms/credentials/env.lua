@@ -11,14 +11,11 @@ local M = {}
 local function nonempty(v) if v ~= nil and v ~= "" then return v end end
 
 local function absent(msg)
-  return { name = "env", credentials = function()
-    return nil, errors.new("config", msg, { field = "credentials", absent = true })
-  end }
+  return temporary.failing("env", errors.new("config", msg, { field = "credentials", absent = true }))
 end
 
 local function fail(msg, field)
-  local err = errors.new("config", msg, { field = field })
-  return { name = "env", credentials = function() return nil, err end }
+  return temporary.failing("env", errors.new("config", msg, { field = field }))
 end
 
 -- The provider the variables describe. opts: getenv, region, transport, clock, user_agent,
@@ -27,12 +24,10 @@ local function resolve(opts)
   local getenv = opts.getenv or os.getenv
   local idp, file = nonempty(getenv("HUAWEICLOUD_SDK_IDP_ID")), nonempty(getenv("HUAWEICLOUD_SDK_ID_TOKEN_FILE"))
   if idp and file then
-    local iam, err = require("csms.credentials.iam").endpoint(opts.region, getenv)
+    local iam, err = opts.iam_endpoint, nil
+    if not iam then iam, err = require("csms.credentials.iam").endpoint(opts.region, getenv) end
     if not iam then return fail(err.message, err.field) end
-    return temporary.shared(table.concat({ "oidc", idp, file, iam }, "\0"), opts, function()
-      return oidc.new { idp_id = idp, id_token_file = file, iam_endpoint = iam, transport = opts.transport,
-        clock = opts.clock, sleep = opts.sleep, user_agent = opts.user_agent, refresh_margin = opts.refresh_margin }
-    end)
+    return oidc.shared(idp, file, iam, opts)
   elseif idp or file then
     return fail("HUAWEICLOUD_SDK_IDP_ID and HUAWEICLOUD_SDK_ID_TOKEN_FILE must be set together",
       idp and "HUAWEICLOUD_SDK_ID_TOKEN_FILE" or "HUAWEICLOUD_SDK_IDP_ID")
@@ -51,10 +46,20 @@ end
 local Env = {}
 Env.__index = Env
 
-function Env:credentials()
-  self.inner = self.inner or resolve(self.opts)
-  self.name = self.inner.name == "static" and "env" or self.inner.name
-  return self.inner:credentials()
+local function inner(self)
+  if not self.inner then
+    self.inner = resolve(self.opts)
+    self.name = self.inner.name == "static" and "env" or self.inner.name
+  end
+  return self.inner
+end
+
+function Env:credentials() return inner(self):credentials() end
+
+function Env:check()
+  local p = inner(self)
+  if p.check then return p:check() end
+  return true
 end
 
 function M.new(opts)

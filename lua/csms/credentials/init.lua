@@ -34,6 +34,13 @@ function M.container(opts) return require("csms.credentials.container").new(opts
 function M.metadata(opts) return require("csms.credentials.metadata").new(opts) end
 M.new = temporary.new -- a refreshing provider around your own fetch function
 
+-- Forgets the keys and project ids kept for the process (default chains' temporary keys, IAM's
+-- answers): the next clients fetch them again.
+function M.forget()
+  temporary.forget()
+  require("csms.credentials.project").clear()
+end
+
 -- ---------------------------------------------------------------- chain
 
 local Chain = {}
@@ -41,8 +48,31 @@ Chain.__index = Chain
 
 -- The first provider with something configured serves from then on (its refreshes included);
 -- a provider that is configured but fails stops the search: its error is the answer.
+-- Settings only, no I/O (the providers' own check where they have one): picks the source the
+-- chain will use, or says why none can serve.
+function Chain:check()
+  if self.source then return self.source.check and self.source:check() or true end
+  local tried = {}
+  for _, p in ipairs(self.providers) do
+    local ok, err = true, nil
+    if p.check then ok, err = p:check() end
+    if ok then
+      self.source, self.name = p, p.name
+      return true
+    end
+    if not (errors.is_error(err) and err.absent) then return nil, err end
+    tried[#tried + 1] = err.message
+  end
+  return nil, errors.new("config", self.none or ("no credentials (" .. table.concat(tried, "; ") .. ")"),
+    { field = "credentials", absent = true })
+end
+
 function Chain:credentials()
-  if self.source then return self.source:credentials() end
+  if self.source then
+    local c, err = self.source:credentials()
+    if c then self.name = self.source.name end
+    return c, err
+  end
   local tried = {}
   for _, p in ipairs(self.providers) do
     local c, err = p:credentials()
@@ -77,31 +107,35 @@ M.NO_CREDENTIALS = "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_S
 
 -- The official SDKs' order: environment, profile file, container credentials, ECS metadata
 -- (asked only on a cloud server, or when opts.metadata says so: config.metadata_endpoint).
--- opts: region, getenv, metadata, want_project_id, profile + profile_path (already read),
--- transport, clock, sleep, user_agent, refresh_margin.
+-- opts: region, iam_endpoint, getenv, metadata, want_project_id, profile + profile_path
+-- (already read), transport (else each source's own, with transport_options: verify_tls,
+-- cafile, proxy), clock, sleep, user_agent, refresh_margin.
 function M.default(opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
   local list = { M.env(opts), M.profile(opts) }
   local uri = nonempty(getenv("HC_CONTAINER_CREDENTIALS_FULL_URI"))
   local file = nonempty(getenv("HC_CONTAINER_AUTHORIZATION_TOKEN_FILE"))
-  if uri or file then
-    list[#list + 1] = uri and file and temporary.shared("container\0" .. uri .. "\0" .. file, opts, function()
+  local tls = opts.transport_options or {}
+  local tls_key = table.concat({ tostring(tls.verify_tls), tls.cafile or "", tls.proxy or "" }, "\0")
+  if uri and file then
+    list[#list + 1] = temporary.shared(table.concat({ "container", uri, file, tls_key }, "\0"), opts, function()
       return M.container { uri = uri, token_file = file, transport = opts.transport, clock = opts.clock,
-        sleep = opts.sleep, refresh_margin = opts.refresh_margin }
-    end) or { name = "container", credentials = function()
-      return nil, errors.new("config", "HC_CONTAINER_CREDENTIALS_FULL_URI and "
-        .. "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE must be set together",
-        { field = uri and "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE" or "HC_CONTAINER_CREDENTIALS_FULL_URI" })
-    end }
+        sleep = opts.sleep, refresh_margin = opts.refresh_margin, transport_options = opts.transport_options }
+    end)
+  elseif uri or file then
+    list[#list + 1] = temporary.failing("container", errors.new("config", "HC_CONTAINER_CREDENTIALS_FULL_URI and "
+      .. "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE must be set together",
+      { field = uri and "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE" or "HC_CONTAINER_CREDENTIALS_FULL_URI" }))
   end
   local endpoint = config.metadata_endpoint(opts.metadata, getenv, opts.read_dmi)
   if endpoint then
-    list[#list + 1] = temporary.shared("ecs-metadata\0" .. endpoint .. (opts.want_project_id and "\0p" or ""),
-      opts, function()
-        return M.metadata { endpoint = endpoint, want_project_id = opts.want_project_id,
-          transport = opts.transport, clock = opts.clock, sleep = opts.sleep, refresh_margin = opts.refresh_margin }
-      end)
+    local key = table.concat({ "ecs-metadata", endpoint, tostring(opts.want_project_id), tls_key }, "\0")
+    list[#list + 1] = temporary.shared(key, opts, function()
+      return M.metadata { endpoint = endpoint, want_project_id = opts.want_project_id,
+        transport = opts.transport, clock = opts.clock, sleep = opts.sleep, refresh_margin = opts.refresh_margin,
+        transport_options = opts.transport_options }
+    end)
   end
   return M.chain(list, M.NO_CREDENTIALS)
 end

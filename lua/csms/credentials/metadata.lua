@@ -6,7 +6,6 @@
 local cjson = require "cjson.safe"
 local errors = require "csms.errors"
 local temporary = require "csms.credentials.temporary"
-local transport = require "csms.transport"
 
 local M = {}
 
@@ -52,7 +51,7 @@ function M.new(opts)
   local p = temporary.new("ecs-metadata", fetch, opts)
   p.endpoint = (opts.endpoint or "http://169.254.169.254"):gsub("/+$", "")
   p.want_project_id, p.identity = opts.want_project_id, "ecs-metadata:" .. p.endpoint
-  p.transport = opts.transport or transport.default(M.TIMEOUTS)
+  p.transport = opts.transport or temporary.default_transport(M.TIMEOUTS, opts.transport_options)
   return p
 end
 

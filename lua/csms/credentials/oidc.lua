@@ -4,7 +4,6 @@
 -- again each time (its issuer rotates it).
 local iam = require "csms.credentials.iam"
 local temporary = require "csms.credentials.temporary"
-local transport = require "csms.transport"
 
 local M = {}
 
@@ -35,7 +34,7 @@ function M.new(opts)
     error("csms: credentials.oidc needs id_token_file", 2)
   end
   local p = temporary.new("oidc", fetch, opts)
-  p.transport = opts.transport or transport.default(M.TIMEOUTS)
+  p.transport = opts.transport or temporary.default_transport(M.TIMEOUTS, opts.transport_options)
   p.idp_id, p.id_token_file, p.duration = opts.idp_id, opts.id_token_file, opts.duration or M.DURATION
   p.user_agent, p.identity = opts.user_agent, "idp:" .. opts.idp_id
   local err
@@ -44,10 +43,21 @@ function M.new(opts)
     p.iam_endpoint, err = iam.endpoint(opts.region, opts.getenv)
     if not p.iam_endpoint then p.err = err end
   end
-  if p.err then
-    p.credentials = function() return nil, p.err end
-  end
   return p
+end
+
+-- The provider for these settings with default transports, one per process (see
+-- temporary.shared). opts: the default chain's (transport, clock, sleep, user_agent,
+-- refresh_margin, transport_options).
+function M.shared(idp, file, iam_endpoint, opts)
+  local o = opts.transport_options or {}
+  local key = table.concat({ "oidc", idp, file, iam_endpoint, tostring(o.verify_tls), o.cafile or "",
+    o.proxy or "" }, "\0")
+  return temporary.shared(key, opts, function()
+    return M.new { idp_id = idp, id_token_file = file, iam_endpoint = iam_endpoint, transport = opts.transport,
+      clock = opts.clock, sleep = opts.sleep, user_agent = opts.user_agent, refresh_margin = opts.refresh_margin,
+      transport_options = opts.transport_options }
+  end)
 end
 
 return M

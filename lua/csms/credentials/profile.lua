@@ -33,9 +33,7 @@ end
 local Provider = {}
 Provider.__index = Provider
 
-local function fixed(name, err)
-  return { name = name, credentials = function() return nil, err end }
-end
+local fixed = temporary.failing
 
 local function resolve(opts)
   local getenv = opts.getenv or os.getenv
@@ -47,12 +45,10 @@ local function resolve(opts)
   local where = "the profile file " .. tostring(path)
   local idp, file = nonempty(p.idp_id), nonempty(p.id_token_file)
   if idp and file then
-    local iam, err = require("csms.credentials.iam").endpoint(opts.region, getenv, p.iam_endpoint)
+    local iam, err = opts.iam_endpoint, nil
+    if not iam then iam, err = require("csms.credentials.iam").endpoint(opts.region, getenv, p.iam_endpoint) end
     if not iam then return fixed("profile", err) end
-    return temporary.shared(table.concat({ "oidc", idp, file, iam }, "\0"), opts, function()
-      return oidc.new { idp_id = idp, id_token_file = file, iam_endpoint = iam, transport = opts.transport,
-        clock = opts.clock, sleep = opts.sleep, user_agent = opts.user_agent, refresh_margin = opts.refresh_margin }
-    end)
+    return oidc.shared(idp, file, iam, opts)
   elseif idp or file then
     return fixed("profile", errors.new("config", where .. ": idp_id and id_token_file must be given together",
       { field = idp and "id_token_file" or "idp_id" }))
@@ -65,10 +61,20 @@ local function resolve(opts)
     { field = "credentials", absent = true }))
 end
 
-function Provider:credentials()
-  self.inner = self.inner or resolve(self.opts)
-  self.name = self.inner.name == "static" and "profile" or self.inner.name
-  return self.inner:credentials()
+local function inner(self)
+  if not self.inner then
+    self.inner = resolve(self.opts)
+    self.name = self.inner.name == "static" and "profile" or self.inner.name
+  end
+  return self.inner
+end
+
+function Provider:credentials() return inner(self):credentials() end
+
+function Provider:check()
+  local p = inner(self)
+  if p.check then return p:check() end
+  return true
 end
 
 -- opts: getenv, region, transport, clock, user_agent; profile (already read keys) with

@@ -77,17 +77,23 @@ function M.parse(body, what)
   return M.credentials { ak = ak, sk = sk, security_token = token, expires_at = expires_at }
 end
 
--- The error for an HTTP answer that is not the credentials (the body may echo a token: only
--- its code and message are kept, with the given secrets taken out).
+-- The error for an HTTP answer that is not the credentials (the body may echo a token: its
+-- fields come redacted of the given secrets).
 function M.http_error(what, res, secrets)
-  local e = errors.parse_body(res.body)
+  local e = errors.answer_fields(res, secrets or {})
   return errors.new("http", nil, { op = what, status = res.status, error_code = e.error_code,
-    error_msg = errors.redact(e.error_msg, secrets or {}),
-    request_id = res.headers and (res.headers["x-request-id"] or res.headers["x-iam-trace-id"]) })
+    error_msg = e.error_msg,
+    request_id = e.request_id or errors.redact(res.headers and res.headers["x-iam-trace-id"], secrets or {}) })
 end
 
 function M.transport_error(what, terr)
   return errors.new(terr.kind or "transport", what .. ": " .. tostring(terr.message), { op = what })
+end
+
+-- A provider that only fails with err (a setting that cannot work; err.absent: nothing set).
+function M.failing(name, err)
+  local function fail() return nil, err end
+  return { name = name, credentials = fail, check = fail }
 end
 
 -- ---------------------------------------------------------------- the refreshing provider
@@ -126,7 +132,14 @@ local function wait(self, seconds)
   require("csms.core").sleep(seconds)
 end
 
+-- Settings only, no I/O: true, or nil, err for settings that cannot work.
+function Temporary:check()
+  if self.err then return nil, self.err end
+  return true
+end
+
 function Temporary:credentials()
+  if self.err then return nil, self.err end
   local now = self.clock()
   local c = self.current
   local usable = valid(c, now)
@@ -159,9 +172,23 @@ function Temporary:credentials()
   return nil, err
 end
 
+-- The transport a fetcher uses unless given one: short timeouts, the client's TLS settings
+-- (verify_tls, cafile, proxy). An error (cafile inside nginx) surfaces at the first fetch.
+function M.default_transport(timeouts, tls)
+  local o = {}
+  for k, v in pairs(timeouts) do o[k] = v end
+  for k, v in pairs(tls or {}) do o[k] = v end
+  local t, err = require("csms.transport").default(o)
+  if t then return t end
+  return { request = function() return nil, { kind = "config", message = err.message } end,
+    sleep = function(_, s) require("csms.core").sleep(s) end, close = function() end }
+end
+
 -- Providers with default transports are kept per process, keyed by their settings: clients
 -- made one after another (one per nginx request, say) share their keys and their refreshes.
 local shared = {}
+function M.forget() shared = {} end
+
 function M.shared(key, opts, make)
   if opts.transport or opts.clock or opts.sleep then return make() end
   local p = shared[key]
