@@ -46,6 +46,46 @@ local function oidc_iam(c, ttl)
   end
 end
 
+describe("hostile answers and token files", function()
+  it("an STS answer without usable keys is an error, never a traceback", function()
+    local good = { access = "A", secret = "S", securitytoken = "T", expires_at = "2030-01-01T00:00:00Z" }
+    local function with(k, v)
+      local c = {}
+      for key, val in pairs(good) do c[key] = val end
+      c[k] = v
+      return cjson.encode { credential = c }
+    end
+    local bodies = { "", "not json", "[]", "null", "42", '{"credential":"x"}', '{"credential":null}',
+      '{"credentials":[1,2]}', with("access", 7), with("access", ""), with("secret", false),
+      with("securitytoken", {}), with("expires_at", 1893456000), with("expires_at", "tomorrow"),
+      with("expires_at", "2030-01-01T00:00:00Zjunk"), with("expires_at", "") }
+    for i, body in ipairs(bodies) do
+      local ok, c, err = pcall(temporary.parse, body, "test")
+      assert.is_true(ok, "case " .. i .. " raised: " .. tostring(c))
+      assert.is_nil(c, "case " .. i)
+      assert.equal("bad_response", err.kind, "case " .. i)
+    end
+    local c = assert(temporary.parse(with("expires_at", "2030-01-01T08:00:00+08:00"), "test"))
+    assert.equal(1893456000, c.expires_at)
+  end)
+
+  it("a token file that is a directory, holds several lines or is huge is refused", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local two = tmpfile("line one\nline two\n")
+    local huge = tmpfile(("x"):rep(70000))
+    for _, path in ipairs { dir, two, huge } do
+      local t, err = temporary.read_token_file(path, "id token", "id_token_file")
+      assert.is_nil(t, path)
+      assert.equal("id_token_file", err.field)
+    end
+    os.remove(dir)
+    os.remove(two)
+    os.remove(huge)
+  end)
+end)
+
 describe("credentials.static and credentials.token", function()
   it("hand out the same keys every time", function()
     local p = credentials.static { ak = "AK1", sk = "SK1", security_token = "ST1" }
