@@ -5,6 +5,12 @@
 -- cosocket does: specs run "light threads" as coroutines with fake.run.
 local M = {}
 
+local function in_coroutine()
+  if coroutine.isyieldable then return coroutine.isyieldable() end
+  local co, main = coroutine.running() -- 5.1: nil in the main thread; 5.2: main = true
+  return co ~= nil and not main
+end
+
 local Fake = {}
 Fake.__index = Fake
 
@@ -15,7 +21,7 @@ end
 function Fake:request(req)
   self.requests[#self.requests + 1] = req
   local n = #self.requests
-  if self.yield and coroutine.isyieldable() then coroutine.yield("request") end
+  if self.yield and in_coroutine() then coroutine.yield("request") end
   local res, terr = self.handler(req, n)
   if res then
     res.headers = res.headers or {}
@@ -26,7 +32,7 @@ end
 
 function Fake:sleep(seconds)
   self.sleeps[#self.sleeps + 1] = seconds
-  if coroutine.isyieldable() then coroutine.yield("sleep") end
+  if in_coroutine() then coroutine.yield("sleep") end
 end
 
 function Fake.close() end

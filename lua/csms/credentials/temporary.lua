@@ -122,6 +122,15 @@ local function due(self, c, now)
   return now + margin >= c.expires_at
 end
 
+-- PUC Lua 5.1's pcall cannot yield (a fetch on a transport that yields would fail in it).
+local PCALL_YIELDS = _VERSION ~= "Lua 5.1" or rawget(_G, "jit") ~= nil
+
+local function in_coroutine()
+  if coroutine.isyieldable then return coroutine.isyieldable() end
+  local co, main = coroutine.running()
+  return co ~= nil and not main
+end
+
 local function valid(c, t)
   return c ~= nil and (c.expires_at == nil or t < c.expires_at)
 end
@@ -154,7 +163,12 @@ function Temporary:credentials()
   end
   self.busy = true
   self.fetches = self.fetches + 1
-  local ok, new, err = pcall(self.fetch, self)
+  local ok, new, err
+  if PCALL_YIELDS or not in_coroutine() then
+    ok, new, err = pcall(self.fetch, self)
+  else -- PUC 5.1 inside a coroutine: its pcall cannot yield, so the fetch runs unprotected
+    ok, new, err = true, self.fetch(self)
+  end
   self.busy = false
   if not ok then
     new, err = nil, errors.new("config", self.name .. " credentials: " .. tostring(new))
