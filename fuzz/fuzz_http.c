@@ -7,7 +7,7 @@
  * bits 1-3: curl result code to report instead of CURLE_OK), byte 1 = body cap in 64-byte
  * units (0 = 16 MiB), byte 2 = body chunk size, then header lines up to an empty line, then
  * the body. */
-#include "../src/http.c"
+#include "../src/lua_http.c"
 
 #include <lualib.h>
 #include <stdint.h>
