@@ -12,21 +12,17 @@
 #include "buf.h"
 #include "compat.h"
 #include "lua_class.h"
+#include "response.h"
 
 #define HTTP_MT "csms.http"
-#define MAX_HEADER_BYTES (64 * 1024) /* all response header lines together */
-
-enum { OVERFLOW_NONE, OVERFLOW_BODY, OVERFLOW_HEADERS };
 
 typedef struct xfer {
   struct xfer *next;
   CURL *easy;
   struct curl_slist *req_headers;
-  buf_t body, headers; /* response body; response header lines, '\n'-separated */
+  csms_response_t res;
   lua_Integer id;
   int body_ref; /* keeps the request body string alive while curl reads it */
-  int overflow;
-  size_t max_body;
   char errbuf[CURL_ERROR_SIZE];
 } xfer_t;
 
@@ -44,32 +40,18 @@ typedef struct {
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
   xfer_t *x = ud;
-  size_t n = size * nmemb;
-  if (x->body.n + n > x->max_body) {
-    x->overflow = OVERFLOW_BODY;
-    return 0; /* aborts the transfer */
-  }
-  return buf_add(&x->body, p, n) ? 0 : n;
+  return csms_response_body(&x->res, p, size * nmemb) ? 0 : size * nmemb; /* 0 aborts */
 }
 
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
   xfer_t *x = ud;
-  size_t n = size * nmemb;
-  if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) x->headers.n = 0; /* a new response (after 1xx) */
-  while (n && (p[n - 1] == '\r' || p[n - 1] == '\n')) n--;
-  if (x->headers.n + n + 1 > MAX_HEADER_BYTES) {
-    x->overflow = OVERFLOW_HEADERS;
-    return 0;
-  }
-  if (n && (buf_add(&x->headers, p, n) || buf_addc(&x->headers, '\n'))) return 0;
-  return size * nmemb;
+  return csms_response_header(&x->res, p, size * nmemb) ? 0 : size * nmemb;
 }
 
 static void xfer_free(lua_State *L, xfer_t *x) {
   if (x->easy) curl_easy_cleanup(x->easy);
   curl_slist_free_all(x->req_headers);
-  buf_wipe_free(&x->body);
-  buf_free(&x->headers);
+  csms_response_free(&x->res);
   luaL_unref(L, LUA_REGISTRYINDEX, x->body_ref);
   free(x);
 }
@@ -169,7 +151,7 @@ static int http_submit(lua_State *L) {
   x->easy = e;
   x->req_headers = hdrs;
   x->id = ++h->next_id;
-  x->max_body = h->max_body;
+  x->res.max_body = h->max_body;
   x->body_ref = LUA_NOREF;
 
   curl_easy_setopt(e, CURLOPT_URL, url);
@@ -213,46 +195,35 @@ static int http_submit(lua_State *L) {
   return 1;
 }
 
-/* Pushes {name = value} from the raw header lines; repeated names are joined with ", ". */
-static void push_headers(lua_State *L, const buf_t *raw) {
+/* Pushes {name = value} of the response's header fields; repeated names are joined with ", ". */
+static void push_headers(lua_State *L, const csms_response_t *res) {
   lua_newtable(L);
-  if (!raw->p) return; /* no header line at all */
-  const char *p = raw->p, *end = raw->p + raw->n;
   buf_t name = BUF_INIT;
-  while (p < end) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    const char *line_end = nl ? nl : end;
-    const char *colon = memchr(p, ':', (size_t)(line_end - p));
-    if (colon && colon > p) {
-      name.n = 0;
-      for (const char *c = p; c < colon; c++)
-        buf_addc(&name, (*c >= 'A' && *c <= 'Z') ? (char)(*c + 32) : *c);
-      const char *v = colon + 1, *ve = line_end;
-      while (v < ve && (*v == ' ' || *v == '\t')) v++;
-      while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-      if (name.n) {
-        lua_pushlstring(L, name.p, name.n);
-        lua_pushvalue(L, -1);
-        lua_rawget(L, -3);
-        if (lua_isstring(L, -1)) {
-          lua_pushliteral(L, ", ");
-          lua_pushlstring(L, v, (size_t)(ve - v));
-          lua_concat(L, 3);
-        } else {
-          lua_pop(L, 1);
-          lua_pushlstring(L, v, (size_t)(ve - v));
-        }
-        lua_rawset(L, -3);
-      }
+  slice_t v;
+  size_t pos = 0;
+  int more;
+  while ((more = csms_response_field(res, &pos, &name, &v)) > 0) {
+    lua_pushlstring(L, name.p, name.n);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isstring(L, -1)) {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, v.p, v.n);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, v.p, v.n);
     }
-    p = nl ? nl + 1 : end;
+    lua_rawset(L, -3);
   }
   buf_free(&name);
+  if (more < 0) luaL_error(L, "out of memory");
 }
 
 static const char *error_kind(CURLcode rc, int overflow) {
-  if (overflow == OVERFLOW_BODY || rc == CURLE_FILESIZE_EXCEEDED) return "response_too_large";
-  if (overflow == OVERFLOW_HEADERS) return "bad_response";
+  if (overflow == CSMS_RESPONSE_BODY_TOO_LARGE || rc == CURLE_FILESIZE_EXCEEDED)
+    return "response_too_large";
+  if (overflow == CSMS_RESPONSE_HEADERS_TOO_LARGE) return "bad_response";
   switch (rc) {
   case CURLE_OPERATION_TIMEDOUT: return "timeout";
   case CURLE_PEER_FAILED_VERIFICATION:
@@ -297,17 +268,18 @@ static void push_result(lua_State *L, xfer_t *x, CURLcode rc) {
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     lua_pushinteger(L, status);
     lua_setfield(L, -2, "status");
-    push_headers(L, &x->headers);
+    push_headers(L, &x->res);
     lua_setfield(L, -2, "headers");
-    lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.n);
+    lua_pushlstring(L, x->res.body.p ? x->res.body.p : "", x->res.body.n);
     lua_setfield(L, -2, "body");
     return;
   }
-  lua_pushstring(L, error_kind(rc, x->overflow));
+  const char *kind = error_kind(rc, x->res.overflow);
+  lua_pushstring(L, kind);
   lua_setfield(L, -2, "error");
-  if (x->overflow == OVERFLOW_BODY || rc == CURLE_FILESIZE_EXCEEDED)
-    lua_pushfstring(L, "response body larger than the %d-byte cap", (int)x->max_body);
-  else if (x->overflow == OVERFLOW_HEADERS)
+  if (strcmp(kind, "response_too_large") == 0)
+    lua_pushfstring(L, "response body larger than the %d-byte cap", (int)x->res.max_body);
+  else if (x->res.overflow == CSMS_RESPONSE_HEADERS_TOO_LARGE)
     lua_pushliteral(L, "response headers larger than 64 KiB");
   else
     lua_pushstring(L, x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
