@@ -1,5 +1,7 @@
-#include "http.h"
-
+/* core.http: the libcurl transport. core.http.new{...} makes a client with one connection
+ * pool and any number of requests in flight (libcurl's multi interface, no threads):
+ * http:submit(...) -> id, http:wait(timeout) -> completed results, http:close(). What a
+ * response's bytes become is response.c's business. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,10 +10,11 @@
 
 #include <curl/curl.h>
 #include <lauxlib.h>
+#include <lua.h>
 
 #include "buf.h"
-#include "compat.h"
-#include "lua_class.h"
+#include "core.h"
+#include "lua_aux.h"
 #include "response.h"
 
 #define HTTP_MT "csms.http"
@@ -129,18 +132,11 @@ static int http_submit(lua_State *L) {
   luaL_checktype(L, 4, LUA_TTABLE);
   const char *body = luaL_optlstring(L, 5, NULL, &bn);
   int fresh = lua_toboolean(L, 6);
-  if (has_bad_bytes(url, un) || has_bad_bytes(method, mn)) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "url or method contains CR, LF or NUL");
-    return 2;
-  }
+  if (has_bad_bytes(url, un) || has_bad_bytes(method, mn))
+    return csms_fail(L, NULL, "url or method contains CR, LF or NUL");
   struct curl_slist *hdrs = NULL;
   const char *bad = build_headers(L, 4, &hdrs);
-  if (bad) {
-    lua_pushnil(L);
-    lua_pushstring(L, bad);
-    return 2;
-  }
+  if (bad) return csms_fail(L, NULL, bad);
   xfer_t *x = calloc(1, sizeof *x);
   CURL *e = x ? curl_easy_init() : NULL;
   if (!e) {
@@ -342,14 +338,7 @@ static int http_wait(lua_State *L) {
   return 1;
 }
 
-static int http_pending(lua_State *L) {
-  http_t *h = check_http(L);
-  int n = 0;
-  for (xfer_t *x = h->active; x; x = x->next) n++;
-  lua_pushinteger(L, n);
-  return 1;
-}
-
+/* http:close(): ends what is in flight and the pool (again is a no-op); also __gc and __close. */
 static int http_close(lua_State *L) {
   http_t *h = luaL_checkudata(L, 1, HTTP_MT);
   if (!h->multi) return 0;
@@ -397,12 +386,10 @@ static long timeout_ms(double seconds) {
   return (long)ms;
 }
 
-/* core.http{timeout=, connect_timeout=, verify_tls=, cafile=, proxy=, max_response=} */
+/* core.http.new{timeout=, connect_timeout=, verify_tls=, cafile=, proxy=, max_response=} */
 static int http_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  http_t *h = lua_newuserdata(L, sizeof *h);
-  memset(h, 0, sizeof *h);
-  luaL_setmetatable(L, HTTP_MT);
+  http_t *h = csms_new_object(L, sizeof *h, HTTP_MT);
   h->timeout_ms = timeout_ms(opt_number(L, 1, "timeout", 30));
   h->connect_timeout_ms = timeout_ms(opt_number(L, 1, "connect_timeout", 10));
   h->max_body = (size_t)opt_number(L, 1, "max_response", 16 * 1024 * 1024);
@@ -416,12 +403,11 @@ static int http_new(lua_State *L) {
   return 1;
 }
 
-int csms_open_http(lua_State *L) {
+void csms_open_http(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"submit", http_submit}, {"wait", http_wait},   {"pending", http_pending},
-      {"close", http_close},   {NULL, NULL}};
+      {"submit", http_submit}, {"wait", http_wait}, {"close", http_close}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"new", http_new}, {NULL, NULL}};
   csms_new_class(L, HTTP_MT, methods, http_close, http_tostring);
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  lua_pushcfunction(L, http_new);
-  return 1;
+  luaL_newlib(L, funcs);
 }
