@@ -2,7 +2,11 @@
  * of a class, return a runtime failure. (luaossl's prepudata and auxL_pusherror.)
  *
  * Failures: a C function of csms.core that can fail at run time returns nil, message[, code],
- * code a short string for the caller to act on. Wrong argument types raise (luaL_check*). */
+ * code a short string for the caller to act on: for a failed system call the errno's
+ * ("missing", "symlink", "nospace", "busy", "denied", "io"); "not_regular", "too_large" from
+ * core.fs; "misuse" when the caller passed something of the wrong type and should raise,
+ * pointing at its own caller. Wrong argument types from csms's own Lua code raise here
+ * (luaL_check*). */
 #ifndef CSMS_LUA_AUX_H
 #define CSMS_LUA_AUX_H
 
@@ -26,7 +30,7 @@ void *csms_new_object(lua_State *L, size_t size, const char *name);
 int csms_fail(lua_State *L, const char *code, const char *message);
 /* The same with a lua_pushfstring format. */
 int csms_failf(lua_State *L, const char *code, const char *fmt, ...);
-/* nil, "<what> <path>: <strerror(err)>" */
+/* nil, "<what> <path>: <strerror(err)>", the errno's code */
 int csms_fail_errno(lua_State *L, const char *what, const char *path, int err);
 
 #endif

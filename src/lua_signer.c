@@ -229,10 +229,11 @@ static int l_sign(lua_State *L) {
 }
 
 /* core.signer.sign_request(signer, req [, unsigned_set [, want_canonical]])
- *   -> new headers table [, canonical request] | nil, message | false, message (misuse)
+ *   -> new headers table [, canonical request] | nil, message[, "misuse"]
  * core.signer.sign for a request table { method, url, headers?, body? } (csms.sign and
  * csms.canonical_request): the type checks they document, without a Lua call per field.
- * false: a field has the wrong type; the caller raises. */
+ * "misuse": req or a field of it has the wrong type; the caller raises, pointing at its own
+ * caller (which C cannot see). */
 static int l_sign_request(lua_State *L) {
   static const int OPTIONAL[] = {0, 0, 1, 1}; /* method, url, headers, body */
   static const int TYPES[] = {LUA_TSTRING, LUA_TSTRING, LUA_TTABLE, LUA_TSTRING};
@@ -241,22 +242,16 @@ static int l_sign_request(lua_State *L) {
   if (has_set) luaL_checktype(L, 3, LUA_TTABLE);
   int want_canonical = lua_toboolean(L, 4);
   lua_settop(L, 3);
-  if (lua_type(L, 2) != LUA_TTABLE) {
-    lua_pushboolean(L, 0);
-    lua_pushfstring(L, "request must be a table, got %s", luaL_typename(L, 2));
-    return 2;
-  }
+  if (lua_type(L, 2) != LUA_TTABLE)
+    return csms_failf(L, "misuse", "request must be a table, got %s", luaL_typename(L, 2));
   for (int i = 0; i < 4; i++) {
     lua_pushvalue(L, UV(UV_METHOD + i));
     lua_gettable(L, 2); /* stack 4..7: method, url, headers, body */
     int t = lua_type(L, -1);
-    if (t != TYPES[i] && !(t == LUA_TNIL && OPTIONAL[i])) {
-      lua_pushboolean(L, 0);
-      lua_pushfstring(L, "request.%s must be a %s%s, got %s", lua_tostring(L, UV(UV_METHOD + i)),
-                      lua_typename(L, TYPES[i]), OPTIONAL[i] ? " or nil" : "",
-                      lua_typename(L, t));
-      return 2;
-    }
+    if (t != TYPES[i] && !(t == LUA_TNIL && OPTIONAL[i]))
+      return csms_failf(L, "misuse", "request.%s must be a %s%s, got %s",
+                        lua_tostring(L, UV(UV_METHOD + i)), lua_typename(L, TYPES[i]),
+                        OPTIONAL[i] ? " or nil" : "", lua_typename(L, t));
   }
   if (lua_isnil(L, 6)) {
     lua_newtable(L);

@@ -157,10 +157,10 @@ function M.sign(req, creds, opts)
     signer, err = new_signer(creds)
     if not signer then return invalid("sign", err) end
   end
-  local headers
-  headers, err = core.sign_request(signer, req, opts ~= nil and unsigned_set(opts) or nil)
+  local headers, code
+  headers, err, code = core.sign_request(signer, req, opts ~= nil and unsigned_set(opts) or nil)
   if headers then return headers end
-  if headers == false then errors.raise("csms: " .. err) end
+  if code == "misuse" then errors.raise("csms: " .. err) end
   return invalid("sign", err)
 end
 
@@ -168,9 +168,9 @@ end
 -- in a 401 message.
 function M.canonical_request(req, opts)
   local signer = core.signer("AK", "SK")
-  local headers, canonical = core.sign_request(signer, req, unsigned_set(opts), true)
+  local headers, canonical, code = core.sign_request(signer, req, unsigned_set(opts), true)
   core.wipe(signer)
-  if headers == false then errors.raise("csms: " .. canonical) end -- canonical holds the message
+  if code == "misuse" then errors.raise("csms: " .. canonical) end -- canonical holds the message
   if not headers then return invalid("sign", canonical) end
   return canonical
 end

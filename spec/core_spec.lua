@@ -1,0 +1,87 @@
+-- csms.core, the C half: one shape of runtime failure from every part (nil, message[, code],
+-- code a short string), and misuse that raises.
+local core = require "csms.core"
+
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+local function pack(...) return { n = select("#", ...), ... } end
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(core.fs.mkdir(p))
+  return p
+end
+
+describe("csms.core fails at run time with nil, message[, code]", function()
+  local dir, held, signer
+  setup(function()
+    dir = tmpdir()
+    assert(core.fs.write_new(dir .. "/file", "x"))
+    held = assert(core.fs.lock(dir .. "/held"))
+    signer = assert(core.signer.new("AK", "SK"))
+  end)
+  teardown(function()
+    held:unlock()
+    core.signer.wipe(signer)
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  -- { what, call, message pattern, code (nil: none) }
+  local cases = {
+    { "signer.new with an empty ak", function() return core.signer.new("", "SK") end,
+      "ak is empty" },
+    { "signer.sign with an ftp URL", function()
+      return core.signer.sign(signer, "GET", "ftp://h/x", {}, "", 0) end, "." },
+    { "signer.sign_request without a table", function()
+      return core.signer.sign_request(signer, "GET /") end,
+      "^request must be a table, got string$", "misuse" },
+    { "signer.sign_request with a numeric method", function()
+      return core.signer.sign_request(signer, { method = 1, url = "https://h/" }) end,
+      "^request.method must be a string, got number$", "misuse" },
+    { "signer.sign_request with a bad URL", function()
+      return core.signer.sign_request(signer, { method = "GET", url = "/relative" }) end, "." },
+    { "blob.header of a non-blob", function() return core.blob.header("x") end, "." },
+    { "fs.write_new over a file", function() return core.fs.write_new(dir .. "/file", "y") end,
+      "^cannot create .*/file: File exists$", "io" },
+    { "fs.write_atomic into a missing directory", function()
+      return core.fs.write_atomic(dir .. "/no/such", "y") end, "^cannot create a temporary file",
+      "missing" },
+    { "fs.mkdir over a file", function() return core.fs.mkdir(dir .. "/file/sub") end,
+      "^cannot create directory", "io" },
+    { "fs.list_dir of a missing directory", function() return core.fs.list_dir(dir .. "/none") end,
+      "^cannot list", "missing" },
+    { "fs.syncfs of a file", function() return core.fs.syncfs(dir .. "/file") end,
+      "^cannot open", "io" },
+    { "fs.lock held by another", function() return core.fs.lock(dir .. "/held") end,
+      "^cannot lock .*/held: ", "busy" },
+    { "fs.lock in a missing directory", function() return core.fs.lock(dir .. "/no/lock") end,
+      "^cannot open .*/no/lock: No such file or directory$", "missing" },
+    { "fs.read_file of a symbolic link", function()
+      os.execute("ln -s file '" .. dir .. "/link'")
+      return core.fs.read_file(dir .. "/link", 10) end, "is a symbolic link", "symlink" },
+    { "fs.read_file over its cap", function() return core.fs.read_file(dir .. "/file", 0) end,
+      "is larger than 0 bytes$", "too_large" },
+    { "fs.lstat of a missing file", function() return core.fs.lstat(dir .. "/none") end,
+      "^cannot stat", "missing" },
+    { "fs.open_append of a FIFO", function()
+      os.execute("mkfifo '" .. dir .. "/fifo'")
+      return core.fs.open_append(dir .. "/fifo") end, "is not a regular file", "not_regular" },
+    { "http:submit with CR in the URL", function()
+      local http = core.http.new {}
+      local r = pack(http:submit("GET", "http://h/\r\nx", {}))
+      http:close()
+      return unpack(r, 1, r.n) end, "CR, LF or NUL" },
+    { "cli.file_mode of a missing file", function() return core.cli.file_mode(dir .. "/none") end,
+      "^cannot stat", "missing" },
+  }
+  for _, c in ipairs(cases) do
+    it(c[1], function()
+      local r = pack(c[2]())
+      assert.equal(c[4] and 3 or 2, r.n, "values returned")
+      assert.is_nil(r[1])
+      assert.is_string(r[2])
+      assert.matches(c[3], r[2])
+      assert.equal(c[4], r[3])
+    end)
+  end
+end)
