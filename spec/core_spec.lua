@@ -85,3 +85,34 @@ describe("csms.core fails at run time with nil, message[, code]", function()
     end)
   end
 end)
+
+describe("csms.core's files", function()
+  -- A child whose writes fail (a file size limit of one block, SIGXFSZ ignored: write() gives
+  -- EFBIG) tries 50 writes of each kind and prints how many descriptors it holds before and
+  -- after (those of /proc/$PPID/fd: the shell io.popen starts is the child's child).
+  it("close the file when a write fails", function()
+    local dir = tmpdir()
+    local lua = rawget(_G, "jit") and "luajit" or "lua5.4"
+    local script = ([[
+      package.cpath = %q
+      local core = require "csms.core"
+      local function fds() local n = 0; for _ in io.popen("ls /proc/$PPID/fd"):lines() do n = n + 1 end; return n end
+      local before, big = fds(), ("x"):rep(8192)
+      for i = 1, 50 do
+        assert(not core.fs.write_new(%q .. "/new" .. i, big))
+        assert(not core.fs.write_atomic(%q .. "/atomic", big))
+      end
+      print(before, fds())
+    ]]):format(package.cpath, dir, dir)
+    local f = assert(io.open(dir .. "/child.lua", "w"))
+    f:write(script)
+    f:close()
+    local p = io.popen(("sh -c \"trap '' XFSZ; ulimit -f 1; %s '%s/child.lua'\" 2>&1"):format(lua, dir))
+    local out = p:read("*a")
+    p:close()
+    os.execute("rm -rf '" .. dir .. "'")
+    local before, after = out:match("^(%d+)%s+(%d+)")
+    assert(before, out)
+    assert.equal(tonumber(before), tonumber(after), "descriptors leaked")
+  end)
+end)

@@ -66,6 +66,15 @@ static int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 
+/* Gives the new file fd exactly mode (open() applies the umask: the mode asked for is the mode
+ * we want, no more, no less), writes data, [flushes it to disk,] and closes fd whatever
+ * happens. Returns 0 or an errno. */
+static int fill(int fd, mode_t mode, const char *data, size_t n, int sync) {
+  int e = fchmod(fd, mode) || write_all(fd, data, n) || (sync && fsync(fd)) ? errno : 0;
+  if (close(fd) && !e) e = errno;
+  return e;
+}
+
 /* Makes the rename itself durable. */
 static void fsync_parent(const char *path) {
   const char *slash = strrchr(path, '/');
@@ -99,19 +108,13 @@ static int l_write_atomic(lua_State *L) {
     free(tmp);
     return csms_fail_errno(L, "cannot create a temporary file beside", path, e);
   }
-  /* open() applies the umask; the mode asked for is the mode we want, no more, no less. */
-  if (fchmod(fd, mode) || write_all(fd, data, n) || fsync(fd)) {
-    int e = errno;
-    close(fd);
+  int e = fill(fd, mode, data, n, 1);
+  if (e || rename(tmp, path)) {
+    const char *what = e ? "cannot write" : "cannot move into place";
+    if (!e) e = errno;
     unlink(tmp);
     free(tmp);
-    return csms_fail_errno(L, "cannot write", path, e);
-  }
-  if (close(fd) || rename(tmp, path)) {
-    int e = errno;
-    unlink(tmp);
-    free(tmp);
-    return csms_fail_errno(L, "cannot move into place", path, e);
+    return csms_fail_errno(L, what, path, e);
   }
   free(tmp);
   fsync_parent(path);
@@ -129,8 +132,8 @@ static int l_write_new(lua_State *L) {
   mode_t mode = (mode_t)luaL_optinteger(L, 3, 0600);
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return csms_fail_errno(L, "cannot create", path, errno);
-  if (fchmod(fd, mode) || write_all(fd, data, n) || close(fd)) {
-    int e = errno;
+  int e = fill(fd, mode, data, n, 0);
+  if (e) {
     unlink(path);
     return csms_fail_errno(L, "cannot write", path, e);
   }

@@ -71,51 +71,47 @@ static int has_bad_bytes(const char *s, size_t n) {
   return 0;
 }
 
-/* Builds "Name: value" lines from a {name = value} table. Returns NULL and pushes nothing on
- * success into *out; on a bad header returns a static message. */
+/* Builds "Name: value" lines from a {name = value} table into *out. Returns NULL, or a static
+ * message for a header that cannot be sent; raises for a name or value that is not a string. */
 static const char *build_headers(lua_State *L, int idx, struct curl_slist **out) {
-  struct curl_slist *list = NULL;
+  struct curl_slist *list = NULL, *l;
   buf_t line = BUF_INIT;
+  const char *bad = NULL, *raise = NULL;
   int has_expect = 0;
   lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1)) {
-      lua_pop(L, 2);
-      curl_slist_free_all(list);
-      buf_free(&line);
-      luaL_error(L, "headers: names and values must be strings");
-    }
+  while (!bad && !raise && lua_next(L, idx)) {
     size_t kn, vn;
-    const char *k = lua_tolstring(L, -2, &kn), *v = lua_tolstring(L, -1, &vn);
-    if (kn == 0 || has_bad_bytes(k, kn) || has_bad_bytes(v, vn) || memchr(k, ':', kn)) {
-      lua_pop(L, 2);
-      curl_slist_free_all(list);
-      buf_free(&line);
-      return "a header name or value contains ':' in the name, CR, LF or NUL";
+    const char *k, *v;
+    if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1)) {
+      raise = "headers: names and values must be strings";
+    } else if (k = lua_tolstring(L, -2, &kn), v = lua_tolstring(L, -1, &vn),
+               kn == 0 || has_bad_bytes(k, kn) || has_bad_bytes(v, vn) || memchr(k, ':', kn)) {
+      bad = "a header name or value contains ':' in the name, CR, LF or NUL";
+    } else {
+      has_expect |= kn == 6 && strncasecmp(k, "expect", 6) == 0;
+      line.n = 0;
+      /* curl drops "Name:" lines with an empty value; "Name;" sends the header empty. */
+      if (buf_add(&line, k, kn) || buf_adds(&line, vn ? ": " : ";") || buf_add(&line, v, vn) ||
+          buf_addc(&line, 0) || !(l = curl_slist_append(list, line.p)))
+        raise = "out of memory";
+      else
+        list = l;
     }
-    has_expect |= kn == 6 && strncasecmp(k, "expect", 6) == 0;
-    line.n = 0;
-    /* curl drops "Name:" lines with an empty value; "Name;" sends the header empty. */
-    if (buf_add(&line, k, kn) || buf_adds(&line, vn ? ": " : ";") || buf_add(&line, v, vn) ||
-        buf_addc(&line, 0)) {
-      lua_pop(L, 2);
-      curl_slist_free_all(list);
-      buf_free(&line);
-      luaL_error(L, "out of memory");
-    }
-    struct curl_slist *l = curl_slist_append(list, line.p);
-    if (!l) {
-      lua_pop(L, 2);
-      curl_slist_free_all(list);
-      buf_free(&line);
-      luaL_error(L, "out of memory");
-    }
-    list = l;
-    lua_pop(L, 1);
+    lua_pop(L, (bad || raise) ? 2 : 1);
   }
   buf_free(&line);
   /* No "Expect: 100-continue" round trip before large restore bodies. */
-  if (!has_expect) list = curl_slist_append(list, "Expect:");
+  if (!bad && !raise && !has_expect) {
+    if ((l = curl_slist_append(list, "Expect:")))
+      list = l;
+    else
+      raise = "out of memory";
+  }
+  if (bad || raise) {
+    curl_slist_free_all(list);
+    if (raise) luaL_error(L, "%s", raise);
+    return bad;
+  }
   *out = list;
   return NULL;
 }
@@ -338,18 +334,20 @@ static int http_wait(lua_State *L) {
   return 1;
 }
 
-/* http:close(): ends what is in flight and the pool (again is a no-op); also __gc and __close. */
+/* http:close(): ends what is in flight and the pool (again is a no-op); also __gc and __close,
+ * so it must also undo an http_new that failed half-way. */
 static int http_close(lua_State *L) {
   http_t *h = luaL_checkudata(L, 1, HTTP_MT);
-  if (!h->multi) return 0;
-  while (h->active) {
-    xfer_t *x = h->active;
-    h->active = x->next;
-    curl_multi_remove_handle(h->multi, x->easy);
-    xfer_free(L, x);
+  if (h->multi) {
+    while (h->active) {
+      xfer_t *x = h->active;
+      h->active = x->next;
+      curl_multi_remove_handle(h->multi, x->easy);
+      xfer_free(L, x);
+    }
+    curl_multi_cleanup(h->multi);
+    h->multi = NULL;
   }
-  curl_multi_cleanup(h->multi);
-  h->multi = NULL;
   free(h->cafile);
   free(h->proxy);
   h->cafile = h->proxy = NULL;
@@ -363,9 +361,12 @@ static int http_tostring(lua_State *L) {
   return 1;
 }
 
+/* A copy of the string field, NULL when absent; raises when memory runs out (a NULL cafile
+ * would mean the system's CAs instead of the one asked for). */
 static char *opt_strdup(lua_State *L, int idx, const char *field) {
   lua_getfield(L, idx, field);
-  char *r = lua_isstring(L, -1) ? strdup(lua_tostring(L, -1)) : NULL;
+  char *r = NULL;
+  if (lua_isstring(L, -1) && !(r = strdup(lua_tostring(L, -1)))) luaL_error(L, "out of memory");
   lua_pop(L, 1);
   return r;
 }
