@@ -51,7 +51,7 @@ static int has_ctl(const char *s, size_t n) {
 }
 
 /* core.signer.new(ak, sk [, security_token]) -> signer | nil, message */
-static int l_signer(lua_State *L) {
+static int l_new(lua_State *L) {
   size_t akn, skn, tn = 0;
   const char *ak = luaL_checklstring(L, 1, &akn);
   const char *sk = luaL_checklstring(L, 2, &skn);
@@ -266,7 +266,7 @@ static int l_sign_request(lua_State *L) {
 }
 
 void csms_open_signer(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"new", l_signer}, {"wipe", signer_gc}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"new", l_new}, {"wipe", signer_gc}, {NULL, NULL}};
   static const luaL_Reg sign_funcs[] = {{"sign", l_sign}, {"sign_request", l_sign_request},
                                         {NULL, NULL}};
   csms_new_class(L, SIGNER_MT, NULL, signer_gc, signer_tostring);
