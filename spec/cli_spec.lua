@@ -341,8 +341,8 @@ describe("csms-backup exit code 2", function()
   it("when another backup is writing the directory, and runs once it has ended", function()
     seed(2)
     local dir = tmpdir() .. "/set"
-    assert(core.mkdir(dir))
-    local other = assert(core.lock(dir .. "/.csms.lock")) -- what a running csms-backup holds
+    assert(core.fs.mkdir(dir))
+    local other = assert(core.fs.lock(dir .. "/.csms.lock")) -- what a running csms-backup holds
     local total = e:stats().total
     local r = run({ "backup", dir, "--endpoint", e.endpoint })
     assert.equal(2, r.code, r.err)

@@ -71,8 +71,6 @@ describe("csms.core fails at run time with nil, message[, code]", function()
       local r = pack(http:submit("GET", "http://h/\r\nx", {}))
       http:close()
       return unpack(r, 1, r.n) end, "CR, LF or NUL" },
-    { "cli.file_mode of a missing file", function() return core.cli.file_mode(dir .. "/none") end,
-      "^cannot stat", "missing" },
   }
   for _, c in ipairs(cases) do
     it(c[1], function()
@@ -92,7 +90,7 @@ describe("csms.core's files", function()
   -- after (listed in-process: a popen'd ls can catch popen's own pipe half set up).
   it("close the file when a write fails", function()
     local dir = tmpdir()
-    local lua = rawget(_G, "jit") and "luajit" or "lua5.4"
+    local lua = require("spec.support.interpreter").command
     local script = ([[
       package.cpath = %q
       local core = require "csms.core"
@@ -114,5 +112,52 @@ describe("csms.core's files", function()
     local before, after = out:match("^(%d+)%s+(%d+)")
     assert(before, out)
     assert.equal(tonumber(before), tonumber(after), "descriptors leaked")
+  end)
+end)
+
+describe("csms.core's surface", function()
+  it("is its parts, each a table of functions, and nothing else", function()
+    local parts = {
+      signer = { "new", "wipe", "sign", "sign_request" },
+      http = { "new" },
+      fs = { "write_atomic", "write_new", "syncfs", "mkdir", "list_dir", "lstat", "euid", "read_file",
+        "open_append", "lock" },
+      blob = { "header" },
+      crypto = { "sha256_hex", "random" },
+      time = { "sleep", "monotonic" },
+      cli = { "isatty" },
+    }
+    local seen = {}
+    for name, part in pairs(core) do
+      assert.is_table(parts[name], "unexpected core." .. tostring(name))
+      seen[name] = true
+      local want = {}
+      for _, f in ipairs(parts[name]) do want[f] = true end
+      for f, v in pairs(part) do
+        assert.is_true(want[f], "unexpected core." .. name .. "." .. tostring(f))
+        assert.is_function(v)
+      end
+      for f in pairs(want) do assert.is_function(part[f], "core." .. name .. "." .. f) end
+    end
+    for name in pairs(parts) do assert.is_true(seen[name], "core." .. name .. " missing") end
+  end)
+
+  it("leaves core.cli to the command: the library never calls it", function()
+    local function walk(dir, out)
+      for _, n in ipairs(assert(core.fs.list_dir(dir))) do
+        local p = dir .. "/" .. n
+        local st = assert(core.fs.lstat(p))
+        if st.type == "dir" then walk(p, out) elseif n:match("%.lua$") then out[#out + 1] = p end
+      end
+      return out
+    end
+    local files = walk("lua/csms", {})
+    assert.is_true(#files > 5)
+    for _, p in ipairs(files) do
+      local f = assert(io.open(p))
+      local s = f:read("*a")
+      f:close()
+      assert.is_nil(s:find("core%.cli") or s:find("isatty"), p)
+    end
   end)
 end)

@@ -75,18 +75,18 @@ describe("the ECS metadata provider", function()
     assert.equal(2, e:stats().metadata) -- the project id was given
     assert(c:backup("s"))
     assert.equal(2, e:stats().metadata)
-    core.sleep(2.2)
+    core.time.sleep(2.2)
     assert(c:backup("s"))
     assert.equal(4, e:stats().metadata)
   end)
 
   it("fails clearly and quickly when no metadata service answers", function()
-    local t0 = core.monotonic()
+    local t0 = core.time.monotonic()
     local c, err = csms.new { metadata = "http://127.0.0.1:" .. emulator.free_port(), endpoint = e.endpoint }
     assert.is_nil(c)
     assert.equal("config", err.kind)
     assert.matches("^csms: config: ECS metadata at http://127%.0%.0%.1:%d+: no session token", tostring(err))
-    assert.is_true(core.monotonic() - t0 < 1.5)
+    assert.is_true(core.time.monotonic() - t0 < 1.5)
   end)
 
   it("refuses an answer without credentials", function()

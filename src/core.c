@@ -7,56 +7,13 @@
  *   core.blob    header                          the secret blob's shape (lua_blob.c over blob.c)
  *   core.crypto  sha256_hex, random              (lua_crypto.c)
  *   core.time    monotonic, sleep                (lua_time.c)
- *   core.cli     isatty, file_mode               for csms-backup and the specs only (lua_cli.c)
+ *   core.cli     isatty                          for csms-backup only (lua_cli.c)
  * Everything else is Lua (lua/csms/). Runtime failures come back as nil, message[, code]
  * (lua_aux.h); wrong argument types raise. */
 #include <lauxlib.h>
 #include <lua.h>
 
 #include "core.h"
-
-/* ---------------------------------------------------------------- transition aliases
- * The flat names of before the split (docs/core-rename.txt), while callers are renamed;
- * core.signer(...) and core.http{...} still work through __call. Removed with the rename. */
-static const char *const ALIASES[][3] = {
-    {"sign", "signer", "sign"},          {"sign_request", "signer", "sign_request"},
-    {"wipe", "signer", "wipe"},          {"blob_header", "blob", "header"},
-    {"sha256_hex", "crypto", "sha256_hex"}, {"random", "crypto", "random"},
-    {"sleep", "time", "sleep"},          {"monotonic", "time", "monotonic"},
-    {"write_atomic", "fs", "write_atomic"}, {"write_new", "fs", "write_new"},
-    {"syncfs", "fs", "syncfs"},          {"mkdir", "fs", "mkdir"},
-    {"list_dir", "fs", "list_dir"},      {"lock", "fs", "lock"},
-    {"read_file", "fs", "read_file"},    {"lstat", "fs", "lstat"},
-    {"euid", "fs", "euid"},              {"open_append", "fs", "open_append"},
-    {"file_mode", "cli", "file_mode"},   {"isatty", "cli", "isatty"}};
-
-static int call_new(lua_State *L) { /* part(...) -> part.new(...) */
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_replace(L, 1);
-  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-  return lua_gettop(L);
-}
-
-static void add_aliases(lua_State *L) {
-  for (size_t i = 0; i < sizeof ALIASES / sizeof ALIASES[0]; i++) {
-    lua_getfield(L, -1, ALIASES[i][1]);
-    lua_getfield(L, -1, ALIASES[i][2]);
-    lua_setfield(L, -3, ALIASES[i][0]);
-    lua_pop(L, 1);
-  }
-  const char *callable[] = {"signer", "http"};
-  for (int i = 0; i < 2; i++) {
-    lua_getfield(L, -1, callable[i]);
-    lua_createtable(L, 0, 1);
-    lua_getfield(L, -2, "new");
-    lua_pushcclosure(L, call_new, 1);
-    lua_setfield(L, -2, "__call");
-    lua_setmetatable(L, -2);
-    lua_pop(L, 1);
-  }
-}
-
-/* ---------------------------------------------------------------- opener */
 
 int luaopen_csms_core(lua_State *L) {
   static const struct {
@@ -70,6 +27,5 @@ int luaopen_csms_core(lua_State *L) {
     parts[i].open(L);
     lua_setfield(L, -2, parts[i].name);
   }
-  add_aliases(L);
   return 1;
 }

@@ -11,6 +11,6 @@ void csms_open_fs(lua_State *L);     /* lua_fs.c:     core.fs, the lock class */
 void csms_open_blob(lua_State *L);   /* lua_blob.c:   core.blob */
 void csms_open_crypto(lua_State *L); /* lua_crypto.c: core.crypto */
 void csms_open_time(lua_State *L);   /* lua_time.c:   core.time */
-void csms_open_cli(lua_State *L);    /* lua_cli.c:    core.cli (the command's and specs' own) */
+void csms_open_cli(lua_State *L);    /* lua_cli.c:    core.cli (the command's own) */
 
 #endif

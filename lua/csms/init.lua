@@ -93,7 +93,7 @@ end
 -- The documented shape (at most 5,242,880 characters): prefix, domain, then a compact JWE
 -- whose header names alg and enc. The C side checks all but the header's JSON.
 local function blob_problem(blob)
-  local header, err = core.blob_header(blob)
+  local header, err = core.blob.header(blob)
   if not header then return err end
   local h = cjson.decode(header)
   if type(h) ~= "table" then return "secret_blob's JWE header is not a JSON object" end
@@ -137,10 +137,10 @@ local function new_signer(creds)
   check_type(creds.ak, "string", "credentials.ak")
   check_type(creds.sk, "string", "credentials.sk")
   check_type(creds.security_token, "string", "credentials.security_token", true)
-  local signer, err = core.signer(creds.ak, creds.sk, creds.security_token)
+  local signer, err = core.signer.new(creds.ak, creds.sk, creds.security_token)
   if not signer then return nil, err end
   local old = signers[creds]
-  if old then core.wipe(old.signer) end
+  if old then core.signer.wipe(old.signer) end
   signers[creds] = { signer = signer, ak = creds.ak, sk = creds.sk, token = creds.security_token }
   return signer
 end
@@ -158,7 +158,7 @@ function M.sign(req, creds, opts)
     if not signer then return invalid("sign", err) end
   end
   local headers, code
-  headers, err, code = core.sign_request(signer, req, opts ~= nil and unsigned_set(opts) or nil)
+  headers, err, code = core.signer.sign_request(signer, req, opts ~= nil and unsigned_set(opts) or nil)
   if headers then return headers end
   if code == "misuse" then errors.raise("csms: " .. err) end
   return invalid("sign", err)
@@ -167,9 +167,9 @@ end
 -- The canonical request csms.sign would hash: to compare with the one a gateway sends back
 -- in a 401 message.
 function M.canonical_request(req, opts)
-  local signer = core.signer("AK", "SK")
-  local headers, canonical, code = core.sign_request(signer, req, unsigned_set(opts), true)
-  core.wipe(signer)
+  local signer = core.signer.new("AK", "SK")
+  local headers, canonical, code = core.signer.sign_request(signer, req, unsigned_set(opts), true)
+  core.signer.wipe(signer)
   if code == "misuse" then errors.raise("csms: " .. canonical) end -- canonical holds the message
   if not headers then return invalid("sign", canonical) end
   return canonical
@@ -200,9 +200,9 @@ local function load_metadata_credentials(self, p)
   local creds, err = metadata.fetch(p.metadata_transport, p.metadata, self.project_id == nil)
   if not creds then return nil, err end
   local signer
-  signer, err = core.signer(creds.ak, creds.sk, creds.security_token)
+  signer, err = core.signer.new(creds.ak, creds.sk, creds.security_token)
   if not signer then return nil, errors.new("config", "ECS metadata: " .. err) end
-  if p.signer then core.wipe(p.signer) end
+  if p.signer then core.signer.wipe(p.signer) end
   p.signer, p.expires_at = signer, creds.expires_at
   p.secrets = { creds.security_token }
   self.project_id = self.project_id or creds.project_id
@@ -260,7 +260,7 @@ function M.new(opts)
     ok, err = load_metadata_credentials(self, p)
     if not ok then return nil, err end
   else
-    p.signer, err = core.signer(s.ak, s.sk, s.security_token)
+    p.signer, err = core.signer.new(s.ak, s.sk, s.security_token)
     if not p.signer then return nil, errors.new("config", err) end
   end
   private[self] = p
@@ -274,7 +274,7 @@ end
 function Client:close()
   local p = private[self]
   if not p then return end
-  if p.signer then core.wipe(p.signer) end
+  if p.signer then core.signer.wipe(p.signer) end
   if p.metadata_transport then p.metadata_transport:close() end
   private[self] = nil
   self.transport:close()
@@ -299,14 +299,14 @@ function Client:prepare(method, path, body)
     if not ok and os.time() >= p.expires_at then return nil, err end
   end
   -- The same header table every time: the signer's cache of canonical headers then hits, and
-  -- core.sign returns a new table with X-Sdk-Date and Authorization added.
+  -- core.signer.sign returns a new table with X-Sdk-Date and Authorization added.
   local headers = p.headers
   if not headers or headers["User-Agent"] ~= M.USER_AGENT then
     headers = { ["Content-Type"] = CONTENT_TYPE, ["User-Agent"] = M.USER_AGENT, Host = self.host,
       ["X-Project-Id"] = self.project_id }
     p.headers = headers
   end
-  local signed, err = core.sign(p.signer, method, url, headers, body, os.time() + self.clock_skew)
+  local signed, err = core.signer.sign(p.signer, method, url, headers, body, os.time() + self.clock_skew)
   if not signed then return nil, errors.new("invalid_argument", err) end
   return { method = method, url = url, headers = signed, body = body }
 end

@@ -28,7 +28,7 @@ local Curl = {}
 Curl.__index = Curl
 
 function M.curl(opts)
-  local http = core.http {
+  local http = core.http.new {
     timeout = opts.timeout, connect_timeout = opts.connect_timeout,
     verify_tls = opts.verify_tls, cafile = opts.cafile, proxy = opts.proxy,
     max_response = opts.max_response,
@@ -82,7 +82,7 @@ function Curl:poll(timeout)
   return out
 end
 
-function Curl.sleep(_, seconds) core.sleep(seconds) end
+function Curl.sleep(_, seconds) core.time.sleep(seconds) end
 
 function Curl.mode() return "multi" end
 
@@ -92,7 +92,7 @@ function Curl:close() self.http:close() end
 function M.from_function(fn)
   return {
     request = function(_, req) return fn(req) end,
-    sleep = function(_, seconds) core.sleep(seconds) end,
+    sleep = function(_, seconds) core.time.sleep(seconds) end,
     close = function() end,
     mode = function() return "serial" end,
   }
