@@ -68,7 +68,7 @@ do
 end
 
 local emulator = require "spec.support.emulator"
-local ejson = require "csms.emulator.json"
+local ejson = require "csms.json"
 local shell_quote, read_cmd = emulator.shell_quote, common.read_cmd
 
 local function machine()

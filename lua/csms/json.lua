@@ -1,13 +1,16 @@
--- JSON for the emulator: cjson decodes; a small encoder of our own writes, because Debian's
--- lua-cjson 2.1.0 cannot tell an empty array from an empty object and escapes "/".
+-- JSON for the emulator and csms-backup's --json: cjson decodes; a small encoder of our own
+-- writes, because Debian's lua-cjson 2.1.0 cannot tell an empty array from an empty object and
+-- escapes "/" (docs/cli.md shows "/backups/prod", not "\/backups\/prod").
 --
 -- Arrays: a table carrying json.array_mt (see json.array) is always an array, even when empty;
--- a table whose keys are exactly 1..n (n > 0) is an array; any other table is an object, whose keys
--- are written sorted so that the output is deterministic. json.null (cjson.null) is null.
--- Plain Lua (5.1 / LuaJIT / 5.4): the spec helper uses it too.
+-- so is a table with a [1] (as cjson decodes a list; a nil left by a null is written null). Any
+-- other table is an object, whose keys are written sorted so that the output is deterministic
+-- (number keys as their decimal text). json.null (cjson.null) is null. Numbers are written in
+-- the fewest digits that read back the same value.
+-- Plain Lua (5.1 / LuaJIT / 5.4): the emulator (under nginx), the command and the spec helpers.
 local cjson = require "cjson"
 
-local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+local type, pairs, ipairs, tostring, tonumber, getmetatable = type, pairs, ipairs, tostring, tonumber, getmetatable
 local concat, sort = table.concat, table.sort
 local format, byte, gsub = string.format, string.byte, string.gsub
 local floor, huge = math.floor, math.huge
@@ -34,16 +37,6 @@ local function encode_string(s)
   return '"' .. gsub(s, '[%c"\\]', escape_char) .. '"'
 end
 
-local function is_sequence(t)
-  local n = #t
-  if n == 0 then return false end
-  local count = 0
-  for _ in pairs(t) do count = count + 1 end
-  return count == n
-end
-
-local encode_value
-
 local function encode_number(x)
   if x ~= x or x == huge or x == -huge then
     error("json: cannot encode " .. tostring(x))
@@ -51,13 +44,20 @@ local function encode_number(x)
   if x == floor(x) and x > -2^53 and x < 2^53 then
     return format("%d", x)
   end
+  for digits = 14, 16 do
+    local s = format("%." .. digits .. "g", x)
+    if tonumber(s) == x then return s end
+  end
   return format("%.17g", x)
 end
 
-function encode_value(v, out, depth)
+-- Deep enough for anything cjson decodes (its limit is 1000), and a stop for a cycle.
+local MAX_DEPTH = 1000
+
+local function encode_value(v, out, depth, text)
   local tv = type(v)
   if tv == "string" then
-    out[#out + 1] = encode_string(v)
+    out[#out + 1] = encode_string(text and text(v) or v)
   elseif tv == "number" then
     out[#out + 1] = encode_number(v)
   elseif tv == "boolean" then
@@ -65,29 +65,32 @@ function encode_value(v, out, depth)
   elseif v == nil or v == M.null then
     out[#out + 1] = "null"
   elseif tv == "table" then
-    if depth > 100 then error("json: nesting too deep") end
-    if getmetatable(v) == M.array_mt or is_sequence(v) then
+    if depth > MAX_DEPTH then error("json: nesting too deep") end
+    if getmetatable(v) == M.array_mt or v[1] ~= nil then
       out[#out + 1] = "["
-      for i, item in ipairs(v) do
+      for i = 1, #v do
         if i > 1 then out[#out + 1] = "," end
-        encode_value(item, out, depth + 1)
+        encode_value(v[i], out, depth + 1, text)
       end
       out[#out + 1] = "]"
     else
-      local keys = {}
+      local keys, key_of = {}, {}
       for k in pairs(v) do
-        if type(k) ~= "string" then
+        local s = k
+        if type(k) == "number" then
+          s = encode_number(k)
+        elseif type(k) ~= "string" then
           error("json: object keys must be strings, got " .. type(k))
         end
-        keys[#keys + 1] = k
+        keys[#keys + 1], key_of[s] = s, k
       end
       sort(keys)
       out[#out + 1] = "{"
-      for i, k in ipairs(keys) do
+      for i, s in ipairs(keys) do
         if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = encode_string(k)
+        out[#out + 1] = encode_string(text and text(s) or s)
         out[#out + 1] = ":"
-        encode_value(v[k], out, depth + 1)
+        encode_value(v[key_of[s]], out, depth + 1, text)
       end
       out[#out + 1] = "}"
     end
@@ -96,10 +99,11 @@ function encode_value(v, out, depth)
   end
 end
 
---- Encodes v as compact JSON.
-function M.encode(v)
+--- Encodes v as compact JSON. text, when given, maps every string (keys too) before it is
+--- written: csms-backup makes service text safe to print with it.
+function M.encode(v, text)
   local out = {}
-  encode_value(v, out, 0)
+  encode_value(v, out, 0, text)
   return concat(out)
 end
 
