@@ -3,9 +3,9 @@
 -- escapes "/" (docs/cli.md shows "/backups/prod", not "\/backups\/prod").
 --
 -- Arrays: a table carrying json.array_mt (see json.array) is always an array, even when empty;
--- so is a table with a [1] (as cjson decodes a list; a nil left by a null is written null). Any
--- other table is an object, whose keys are written sorted so that the output is deterministic
--- (number keys as their decimal text). json.null (cjson.null) is null. Numbers are written in
+-- so is a table with a [1] (as cjson decodes a list), written up to its largest whole key with
+-- null for a nil (a null made nil). Any other table is an object, whose keys are written sorted
+-- so that the output is deterministic (number keys as their decimal text). json.null (cjson.null) is null. Numbers are written in
 -- the fewest digits that read back the same value.
 -- Plain Lua (5.1 / LuaJIT / 5.4): the emulator (under nginx), the command and the spec helpers.
 local cjson = require "cjson"
@@ -51,6 +51,20 @@ local function encode_number(x)
   return format("%.17g", x)
 end
 
+-- The largest whole key: # is any border of a list with holes ({1, nil, 3} may say 1).
+-- A list far sparser than any decoded one is refused rather than written as a sea of nulls.
+local function list_length(t)
+  local n, count = 0, 0
+  for k in pairs(t) do
+    if type(k) == "number" and k >= 1 and k == floor(k) then
+      count = count + 1
+      if k > n then n = k end
+    end
+  end
+  if n > 2 * count + 16 then error("json: a list too sparse to write") end
+  return n
+end
+
 -- Deep enough for anything cjson decodes (its limit is 1000), and a stop for a cycle.
 local MAX_DEPTH = 1000
 
@@ -68,7 +82,7 @@ local function encode_value(v, out, depth, text)
     if depth > MAX_DEPTH then error("json: nesting too deep") end
     if getmetatable(v) == M.array_mt or v[1] ~= nil then
       out[#out + 1] = "["
-      for i = 1, #v do
+      for i = 1, list_length(v) do
         if i > 1 then out[#out + 1] = "," end
         encode_value(v[i], out, depth + 1, text)
       end
