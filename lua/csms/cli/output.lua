@@ -78,11 +78,12 @@ end
 
 -- ---------------------------------------------------------------- errors that end the run
 
---- A usage or configuration problem: one line on stderr, exit 2.
-function M.die(msg)
+--- A usage or configuration problem: one line on stderr, exit 2. kind: --json's error_kind
+--- (default "usage").
+function M.die(msg, kind)
   local text = one_line(msg, " ")
   if json_errors then
-    say(io.stdout, document { error = text, error_kind = "usage", exit = M.EXIT_USAGE }, "\n")
+    say(io.stdout, document { error = text, error_kind = kind or "usage", exit = M.EXIT_USAGE }, "\n")
   end
   say(io.stderr, PROG, ": ", text, "\n")
   os.exit(M.EXIT_USAGE)
