@@ -23,7 +23,7 @@ end
 -- ---------------------------------------------------------------- child: one cell
 if arg[1] == "--cell" then
   local emulator = require "spec.support.emulator"
-  local ejson = require "csms.emulator.json"
+  local ejson = require "csms.json"
   local n, rps, conc, what, model = tonumber(arg[2]), tonumber(arg[3]), tonumber(arg[4]), arg[5], arg[6]
   local e = emulator.start {}
   local ok, err = pcall(function()

@@ -203,6 +203,14 @@ describe("luarocks make, for Lua " .. V .. (JIT and " (LuaJIT)" or ""), function
     assert(ok, out)
     assert.matches("^csms%-backup %d+%.%d+%.%d+", out)
     assert.is_nil(io.open(tree .. "/bin/csms-emulator"), "no emulator with the command")
+    -- its own modules in the tree, and an error printed through them (csms.cli.output, csms.json)
+    assert.same({ "csms/cli/commands.lua", "csms/cli/output.lua" }, find(tree .. "/share/lua/" .. V, "^csms/cli/"))
+    ok, out = run(("cd /tmp && LUA_PATH=%s LUA_CPATH=%s %s/bin/csms-backup verify /nonexistent/set --json 2>/dev/null")
+      :format(q(("%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua;;"):format(tree, V, tree, V)),
+        q(("%s/lib/lua/%s/?.so;;"):format(tree, V)), q(tree)))
+    assert.is_false(ok)
+    assert.matches('^{"error":"csms verify: io: no manifest.json in /nonexistent/set .-","error_kind":"io","exit":2}\n',
+      out)
   end)
 
   it("packs a source rock of the repository's HEAD (luarocks pack) that builds and installs", function()
