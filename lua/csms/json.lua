@@ -5,12 +5,13 @@
 -- Arrays: a table carrying json.array_mt (see json.array) is always an array, even when empty;
 -- so is a table with a [1] (as cjson decodes a list), written up to its largest whole key with
 -- null for a nil (a null made nil). Any other table is an object, whose keys are written sorted
--- so that the output is deterministic (number keys as their decimal text). json.null (cjson.null) is null. Numbers are written in
--- the fewest digits that read back the same value.
+-- so that the output is deterministic (number keys as their decimal text). json.null
+-- (cjson.null) is null. Numbers are written in the fewest digits that read back the same value.
 -- Plain Lua (5.1 / LuaJIT / 5.4): the emulator (under nginx), the command and the spec helpers.
 local cjson = require "cjson"
 
-local type, pairs, ipairs, tostring, tonumber, getmetatable = type, pairs, ipairs, tostring, tonumber, getmetatable
+local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
+local getmetatable, setmetatable = getmetatable, setmetatable
 local concat, sort = table.concat, table.sort
 local format, byte, gsub = string.format, string.byte, string.gsub
 local floor, huge = math.floor, math.huge
