@@ -143,11 +143,16 @@ describe("csms.core's surface", function()
   end)
 
   it("leaves core.cli to the command: the library never calls it", function()
+    -- lua/csms/cli/ is the command's own (installed by the csms-backup rock), not the library.
     local function walk(dir, out)
       for _, n in ipairs(assert(core.fs.list_dir(dir))) do
         local p = dir .. "/" .. n
         local st = assert(core.fs.lstat(p))
-        if st.type == "dir" then walk(p, out) elseif n:match("%.lua$") then out[#out + 1] = p end
+        if st.type == "dir" then
+          if p ~= "lua/csms/cli" then walk(p, out) end
+        elseif n:match("%.lua$") then
+          out[#out + 1] = p
+        end
       end
       return out
     end

@@ -159,8 +159,8 @@ end
 --- redrawn with \r at most ten times a second; otherwise a line per item on stdout.
 --- limiter: the client's (csms.ratelimit), whose send rate and 429 count the line shows.
 function M.reporter(command, quiet, as_json, limiter)
-  local t0 = core.monotonic()
-  local tty = not quiet and core.isatty(2)
+  local t0 = core.time.monotonic()
+  local tty = not quiet and core.cli.isatty(2)
   local last_draw, drawn = -1, false
   local ok, failed, skipped = 0, 0, 0
   local r = {}
@@ -170,7 +170,7 @@ function M.reporter(command, quiet, as_json, limiter)
     local fill = total > 0 and math.floor(width * done / total) or width
     local line = ("%s [%s%s] %d/%d  ok %d  failed %d  skipped %d  %s"):format(command,
       ("#"):rep(fill), ("."):rep(width - fill), done, total, ok, failed, skipped,
-      duration(core.monotonic() - t0))
+      duration(core.time.monotonic() - t0))
     if limiter then
       local st = limiter:status()
       line = line .. ("  %.0f req/s  throttled %d"):format(st.send_rate, st.throttled)
@@ -187,7 +187,7 @@ function M.reporter(command, quiet, as_json, limiter)
     if item.ok then ok = ok + 1 elseif item.skipped then skipped = skipped + 1 else failed = failed + 1 end
     if as_json then
       if tty then
-        local now = core.monotonic()
+        local now = core.time.monotonic()
         if done == total or now - last_draw >= 0.1 then last_draw = now; bar(done, total) end
       end
       return
@@ -200,7 +200,7 @@ function M.reporter(command, quiet, as_json, limiter)
       say(io.stdout, item_line(item), "\n")
     end
     if tty then
-      local now = core.monotonic()
+      local now = core.time.monotonic()
       if done == total or not drawn or now - last_draw >= 0.1 then
         last_draw = now
         bar(done, total)
@@ -213,7 +213,7 @@ function M.reporter(command, quiet, as_json, limiter)
     if drawn then say(io.stderr, "\n") end
     drawn = false
     current_reporter = nil
-    return core.monotonic() - t0
+    return core.time.monotonic() - t0
   end
 
   -- Ctrl-C: the bar is wiped, not left half drawn.
