@@ -38,9 +38,9 @@ end
 if arg[1] == "--child-backup" then
   local c = new_client(os.getenv("BENCH_ENDPOINT"), os.getenv("BENCH_AK"), os.getenv("BENCH_SK"),
     os.getenv("BENCH_PROJECT_ID"))
-  local t0 = core.monotonic()
+  local t0 = core.time.monotonic()
   local report = assert(batch.backup(c, { dir = arg[2], concurrency = 16 }))
-  local wall = core.monotonic() - t0
+  local wall = core.time.monotonic() - t0
   c:close()
   collectgarbage()
   io.stdout:write(("ok=%d failed=%d wall=%.3f hwm_kb=%s\n"):format(report.ok, report.failed, wall,
@@ -68,7 +68,7 @@ do
 end
 
 local emulator = require "spec.support.emulator"
-local ejson = require "csms.emulator.json"
+local ejson = require "csms.json"
 local shell_quote, read_cmd = emulator.shell_quote, common.read_cmd
 
 local function machine()
@@ -128,9 +128,9 @@ local ok, err = pcall(function()
   -- Scaling ------------------------------------------------------------------------------
   local N, LAT = quick and 100 or 1000, 20
   local levels = quick and { 1, 16 } or { 1, 4, 16, 64 }
-  local t0 = core.monotonic()
+  local t0 = core.time.monotonic()
   seed(e, N)
-  local seed_s = core.monotonic() - t0
+  local seed_s = core.time.monotonic() - t0
   e:config { latency_ms = LAT }
   emit(("## Scaling: whole-project backup of %d secrets, emulator latency %d ms (seeded in %.2f s)")
     :format(N, LAT, seed_s))
@@ -154,9 +154,9 @@ local ok, err = pcall(function()
     for _, b in ipairs(bases) do
       local dir = tmpdir(b.dir)
       local client = new_client(e.endpoint, e.ak, e.sk, e.project_id)
-      local s = core.monotonic()
+      local s = core.time.monotonic()
       local report = assert(batch.backup(client, { dir = dir, concurrency = c }))
-      local wall = core.monotonic() - s
+      local wall = core.time.monotonic() - s
       client:close()
       os.execute("rm -rf " .. shell_quote(dir))
       assert(report.ok == N and report.failed == 0, ("backup at %d: %d ok, %d failed"):format(c, report.ok,

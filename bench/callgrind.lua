@@ -4,7 +4,7 @@
 --
 --   sign      csms.sign(req, creds) on bench/sign.lua's download request, the same creds table
 --             every call (its key schedule cached, as for any caller that keeps its credentials)
---   kept      core.sign(signer, ...) with a kept core.signer, same request
+--   kept      core.signer.sign(signer, ...) with a kept core.signer, same request
 --   backup    client:backup(name) against the emulator in BENCH_ENDPOINT, BENCH_AK, BENCH_SK,
 --             BENCH_PROJECT_ID, BENCH_SECRET (the emulator runs outside valgrind)
 -- bench/run runs it with N and with 2N calls and reports (I(2N) - I(N)) / N: everything done
@@ -84,8 +84,8 @@ if kind == "sign" then
   local req, creds = { method = "POST", url = URL, headers = HEADERS }, { ak = AK, sk = SK }
   call = function() assert(csms.sign(req, creds).Authorization) end
 elseif kind == "kept" then
-  local signer = assert(core.signer(AK, SK))
-  call = function() assert(core.sign(signer, "POST", URL, HEADERS, nil, os.time()).Authorization) end
+  local signer = assert(core.signer.new(AK, SK))
+  call = function() assert(core.signer.sign(signer, "POST", URL, HEADERS, nil, os.time()).Authorization) end
 elseif kind == "backup" then
   local env = os.getenv
   local client = assert(csms.new { endpoint = env("BENCH_ENDPOINT"), ak = env("BENCH_AK"),

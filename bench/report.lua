@@ -90,7 +90,7 @@ emit()
 -- ---------------------------------------------------------------- summary
 local REQS = { "upload", "download" }
 local WAYS = { { "sign", "`csms.sign(req, creds)`, the same creds table (key schedule cached)" },
-               { "kept", "`core.sign` with a kept `core.signer` (client path)" },
+               { "kept", "`core.signer.sign` with a kept `core.signer` (client path)" },
                { "prepare", "a client's prepare (`csms.identity.prepare`: keys, signer, headers)" },
                { "fresh", "`csms.sign(req, creds)`, a new creds table per call (key schedule per call)" } }
 local function s(impl, way, req) return sign[impl .. "/" .. way .. "/" .. req] end
@@ -231,7 +231,7 @@ emit("| call | N | instructions per call | vs floor |")
 emit("|---|---:|---:|---:|")
 local CG = {
   { "sign", "`csms.sign(req, creds)` (same creds table), download request" },
-  { "kept", "`core.sign` with a kept signer, download request" },
+  { "kept", "`core.signer.sign` with a kept signer, download request" },
   { "backup", "`client:backup(name)` against the emulator (client side only)" },
   { "floor", "OpenSSL floor, download request (`bench/floor.c`)" },
 }
@@ -244,7 +244,7 @@ for _, c in ipairs(CG) do
   end
 end
 emit()
-for _, c in ipairs { { "kept", "`core.sign` with a kept signer" },
+for _, c in ipairs { { "kept", "`core.signer.sign` with a kept signer" },
                      { "sign-extra", "`csms.sign` on top of a kept signer's cost" },
                      { "backup", "`client:backup`" } } do
   local x = cg[c[1]]

@@ -109,9 +109,9 @@ local ok, err = pcall(function()
     local cpu0, self0 = emulator_cpu(e), proc_cpu("self")
     local rates = {}
     for r = 1, runs do
-      local t0 = core.monotonic()
+      local t0 = core.time.monotonic()
       run(iters)
-      rates[r] = iters / (core.monotonic() - t0)
+      rates[r] = iters / (core.time.monotonic() - t0)
     end
     local self_us = self0 and (proc_cpu("self") - self0) / (iters * runs) * 1e6
     cpu_line(JIT and "ours-luajit" or "ours", median(rates), connects, cpu0, iters * runs, self_us)
@@ -158,9 +158,9 @@ local ok, err = pcall(function()
     end
     local function run(path, n)
       local outp = os.tmpname()
-      local t0 = core.monotonic()
+      local t0 = core.time.monotonic()
       local okx = os.execute("sh " .. shell_quote(path) .. " > " .. shell_quote(outp))
-      local wall = core.monotonic() - t0
+      local wall = core.time.monotonic() - t0
       local f = io.open(outp)
       local codes = f and f:read("*a") or ""
       if f then f:close() end
@@ -193,9 +193,9 @@ local ok, err = pcall(function()
     f:close()
     rates = {}
     for r = 1, runs do
-      local t0 = core.monotonic()
+      local t0 = core.time.monotonic()
       os.execute("sh " .. shell_quote(path))
-      rates[r] = curl_n / (core.monotonic() - t0)
+      rates[r] = curl_n / (core.time.monotonic() - t0)
     end
     os.remove(path)
     io.write(("roundtrip curl-startup %.1f 0 -1 0 -1\n"):format(median(rates)))

@@ -14,7 +14,7 @@
 --             is made once for that table and kept while it lives
 --   fresh     csms.sign(req, { ak = AK, sk = SK }): a new creds table every call, so a key
 --             schedule every call (the worst case)
---   kept      core.sign(signer, method, url, headers, body, now) with a kept core.signer:
+--   kept      core.signer.sign(signer, method, url, headers, body, now) with a kept core.signer:
 --             what a client does for every request (client:backup, csms.batch)
 --   prepare   csms.identity.prepare(client, method, path, body): what a client does per attempt
 --             (its provider's keys, the kept signer, the header table)
@@ -138,15 +138,15 @@ local function measure(fn)
   local rates = {}
   for r = 1, runs do
     collectgarbage()
-    local t0 = core.monotonic()
+    local t0 = core.time.monotonic()
     fn(iters)
-    rates[r] = iters / (core.monotonic() - t0)
+    rates[r] = iters / (core.time.monotonic() - t0)
   end
   return common.median(rates)
 end
 
 local creds = { ak = AK, sk = SK }
-local signer = assert(core.signer(AK, SK))
+local signer = assert(core.signer.new(AK, SK))
 local client = assert(csms.new { endpoint = ENDPOINT, ak = AK, sk = SK, project_id = PROJECT,
   transport = function() error("bench/sign.lua sends nothing") end })
 
@@ -168,7 +168,7 @@ for _, r in ipairs(REQUESTS) do
       end
     end },
     { "kept", function(n)
-      local sign, time = core.sign, os.time
+      local sign, time = core.signer.sign, os.time
       for _ = 1, n do
         if not sign(signer, method, url, hdrs, body, time()).Authorization then error("no signature") end
       end
@@ -185,5 +185,5 @@ for _, r in ipairs(REQUESTS) do
     io.flush()
   end
 end
-core.wipe(signer)
+core.signer.wipe(signer)
 client:close()

@@ -23,7 +23,7 @@ end
 -- ---------------------------------------------------------------- child: one cell
 if arg[1] == "--cell" then
   local emulator = require "spec.support.emulator"
-  local ejson = require "csms.emulator.json"
+  local ejson = require "csms.json"
   local n, rps, conc, what, model = tonumber(arg[2]), tonumber(arg[3]), tonumber(arg[4]), arg[5], arg[6]
   local e = emulator.start {}
   local ok, err = pcall(function()
@@ -43,9 +43,9 @@ if arg[1] == "--cell" then
       burst = model == "bucket" and math.max(1, math.ceil(rps / 4)) or nil }
     e:config { latency_ms = 20, throttle = rule }
     local before = e:stats()
-    local t0 = core.monotonic()
+    local t0 = core.time.monotonic()
     local report = assert(batch[what](c, { dir = dir, concurrency = conc }))
-    local wall = core.monotonic() - t0
+    local wall = core.time.monotonic() - t0
     local st = e:stats()
     local total, throttled = st.total - before.total, st.throttled - before.throttled
     local status = c.limiter:status()
@@ -94,7 +94,7 @@ end
 table.sort(cells, function(a, b) if a.rps ~= b.rps then return a.rps < b.rps end return a.conc < b.conc end)
 
 local running, results, next_cell = {}, {}, 1
-local t_start = core.monotonic()
+local t_start = core.time.monotonic()
 while next_cell <= #cells or #running > 0 do
   while #running < jobs and next_cell <= #cells do
     local c = cells[next_cell]
@@ -104,7 +104,7 @@ while next_cell <= #cells or #running > 0 do
       interpreter(), N, c.rps, c.conc, c.what, c.model, out, out))
     running[#running + 1] = { cell = c, out = out }
   end
-  core.sleep(0.5)
+  core.time.sleep(0.5)
   for i = #running, 1, -1 do
     local r = running[i]
     local f = io.open(r.out)
@@ -126,7 +126,7 @@ end
 local out = {}
 local function emit(s) print(s) out[#out + 1] = s end
 emit(("## Throttled gateway: %d secrets, 20 ms latency, default options (%d cells, %d at a time, %.0f s)")
-  :format(N, #cells, jobs, core.monotonic() - t_start))
+  :format(N, #cells, jobs, core.time.monotonic() - t_start))
 emit("")
 emit("Models: `fixed` window (no Retry-After), `fixed+ra` (a computed Retry-After: the seconds to "
   .. "the next window), `sliding` window, token `bucket` (burst: a quarter second's worth).")

@@ -1,13 +1,30 @@
 /* A minimal lua5.4 interpreter for .ci/sanitize: `asan_lua [-e CHUNK]... [SCRIPT [ARGS...]]`
- * runs the chunks, then SCRIPT with the standard libraries and the usual `arg` table. Built with -fsanitize=address,undefined,
+ * runs the chunks, then SCRIPT with the standard libraries and the usual `arg` table, and turns
+ * SIGINT into an "interrupted!" error as lua.c does. Built with -fsanitize=address,undefined,
  * it carries the ASan runtime itself, so csms/core.so (built with CSMS_SANITIZE) loads into an
  * ASan process without LD_PRELOAD -- which every subprocess the specs start (nginx, node,
  * openssl, lua5.4 helpers) would inherit. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Ctrl-C as lua.c handles it: SIGINT during a chunk sets a hook that raises "interrupted!" in
+ * Lua code (csms-backup catches that to clear its bar and exit 130); a second one kills. */
+static lua_State *running;
+
+static void stop(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted!");
+}
+
+static void on_sigint(int sig) {
+  signal(sig, SIG_DFL);
+  lua_sethook(running, stop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
 
 static int traceback(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
@@ -19,7 +36,10 @@ static int run(lua_State *L, int nargs) { /* the chunk is below its nargs argume
   int base = lua_gettop(L) - nargs;
   lua_pushcfunction(L, traceback);
   lua_insert(L, base);
+  running = L;
+  signal(SIGINT, on_sigint);
   int rc = lua_pcall(L, nargs, 0, base);
+  signal(SIGINT, SIG_DFL);
   if (rc != LUA_OK) fprintf(stderr, "%s\n", lua_tostring(L, -1));
   lua_settop(L, base - 1);
   return rc;

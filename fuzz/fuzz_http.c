@@ -1,62 +1,59 @@
-/* libFuzzer target: the response side of http.c, which reads bytes any server sends.
- * http.c's callbacks are static, so it is compiled in whole here (nothing in src/ changes):
- *   on_header   -- each raw header line as libcurl hands it over (with its CRLF),
- *   on_body     -- body chunks against the max_response cap,
- *   push_headers / push_result -- the Lua table the client reads, in a real Lua 5.4 state.
- * Input: byte 0 = flags (bit 0: repeat the header block until the 64 KiB cap trips;
- * bits 1-3: curl result code to report instead of CURLE_OK), byte 1 = body cap in 64-byte
- * units (0 = 16 MiB), byte 2 = body chunk size, then header lines up to an empty line, then
- * the body. */
-#include "../src/http.c"
-
-#include <lualib.h>
+/* libFuzzer target: src/response.c, which reads the bytes any server sends. Linked as the
+ * transport links it (no Lua, no libcurl):
+ *   csms_response_header -- each raw header line as libcurl hands it over (with its CRLF),
+ *   csms_response_body   -- body chunks against the max_response cap,
+ *   csms_response_field  -- the header block read back as the name/value fields the client's
+ *                           headers table is made of.
+ * Input: byte 0 = flags (bit 0: repeat the header block until the 64 KiB cap trips; the other
+ * bits are unused), byte 1 = body cap in 64-byte units (0 = 16 MiB), byte 2 = body chunk size,
+ * then header lines up to an empty line, then the body. */
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
-static lua_State *L;
-static CURL *easy;
+#include "../src/response.h"
 
-static const CURLcode CODES[8] = {CURLE_OK,
-                                  CURLE_OPERATION_TIMEDOUT,
-                                  CURLE_PEER_FAILED_VERIFICATION,
-                                  CURLE_COULDNT_CONNECT,
-                                  CURLE_RECV_ERROR,
-                                  CURLE_FILESIZE_EXCEEDED,
-                                  CURLE_WRITE_ERROR,
-                                  CURLE_GOT_NOTHING};
-
-/* The table push_headers made: names lower-case, no ':' and no line breaks anywhere. */
-static void check_headers(int idx) {
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    size_t kn, vn;
-    const char *k = lua_tolstring(L, -2, &kn), *v = lua_tolstring(L, -1, &vn);
-    if (!k || !v || kn == 0) abort();
-    for (size_t i = 0; i < kn; i++)
-      if ((k[i] >= 'A' && k[i] <= 'Z') || k[i] == ':' || k[i] == '\n') abort();
-    if (memchr(v, '\n', vn)) abort();
-    lua_pop(L, 1);
+/* The fields read back: each name non-empty, lower-case, without ':' or line breaks; each value
+ * without line breaks or surrounding blanks and inside the block; one field per stored line
+ * that has a ':' after at least one byte. */
+static void check_fields(const csms_response_t *r) {
+  size_t lines_with_name = 0;
+  for (size_t i = 0, start = 0; i < r->headers.n; i++) {
+    if (r->headers.p[i] != '\n') continue;
+    const char *colon = memchr(r->headers.p + start, ':', i - start);
+    if (colon && colon > r->headers.p + start) lines_with_name++;
+    start = i + 1;
   }
+  buf_t name = BUF_INIT;
+  slice_t v;
+  size_t pos = 0, fields = 0, last = 0;
+  int rc;
+  while ((rc = csms_response_field(r, &pos, &name, &v)) > 0) {
+    fields++;
+    if (pos <= last && fields > 1) abort(); /* always moves on */
+    last = pos;
+    if (name.n == 0) abort();
+    for (size_t i = 0; i < name.n; i++)
+      if ((name.p[i] >= 'A' && name.p[i] <= 'Z') || name.p[i] == ':' || name.p[i] == '\n') abort();
+    if (v.n && (v.p < r->headers.p || v.p + v.n > r->headers.p + r->headers.n)) abort();
+    if (memchr(v.p, '\n', v.n)) abort();
+    if (v.n && (v.p[0] == ' ' || v.p[0] == '\t' || v.p[v.n - 1] == ' ' || v.p[v.n - 1] == '\t'))
+      abort();
+  }
+  if (rc < 0 || fields != lines_with_name) abort();
+  buf_free(&name);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (!L) {
-    L = luaL_newstate();
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    easy = curl_easy_init();
-    if (!L || !easy) abort();
-  }
   if (size < 3) return 0;
   int flags = data[0];
   size_t cap = data[1] ? (size_t)data[1] * 64 : 16 * 1024 * 1024;
   size_t chunk = data[2] ? data[2] : 1;
   const char *p = (const char *)data + 3, *end = (const char *)data + size;
 
-  xfer_t x;
-  memset(&x, 0, sizeof x);
-  x.easy = easy;
-  x.id = 1;
-  x.max_body = cap;
-  x.body_ref = LUA_NOREF;
+  csms_response_t r;
+  memset(&r, 0, sizeof r);
+  r.max_body = cap;
 
   /* Header lines, each with its terminator, as libcurl's header callback gets them. */
   const char *hstart = p;
@@ -67,9 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t n = (size_t)(le - p);
     char *line = malloc(n ? n : 1); /* exact size: ASan catches reads past the line */
     memcpy(line, p, n);
-    size_t r = on_header(line, 1, n, &x);
+    if (csms_response_header(&r, line, n)) stop = 1;
     free(line);
-    if (r != n) stop = 1;
     p = le;
     if (n == 1 || (n == 2 && p[-2] == '\r')) break; /* the empty line ends the headers */
   }
@@ -81,53 +77,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     while (content && (hstart[content - 1] == '\r' || hstart[content - 1] == '\n')) content--;
     int status_line = content >= 5 && memcmp(hstart, "HTTP/", 5) == 0;
     if (content && !status_line) {
-      size_t copies = MAX_HEADER_BYTES / (content + 1) + 2;
-      char *line = malloc(n); /* exact size, reused: on_header does not write to it */
+      size_t copies = CSMS_MAX_HEADER_BYTES / (content + 1) + 2;
+      char *line = malloc(n); /* exact size, reused: the parser does not write to it */
       memcpy(line, hstart, n);
       for (size_t i = 0; i < copies && !stop; i++)
-        if (on_header(line, 1, n, &x) != n) stop = 1;
+        if (csms_response_header(&r, line, n)) stop = 1;
       free(line);
-      if (x.overflow != OVERFLOW_HEADERS) abort();
+      if (r.overflow != CSMS_RESPONSE_HEADERS_TOO_LARGE) abort();
     }
   }
-  if (x.headers.n > MAX_HEADER_BYTES) abort();
+  if (r.headers.n > CSMS_MAX_HEADER_BYTES) abort();
 
-  /* The body in chunks; on_body must stop at the cap and never keep more. */
+  /* The body in chunks; it must stop at the cap and never keep more. */
   int body_stopped = 0;
   while (p < end && !stop) {
     size_t n = (size_t)(end - p) < chunk ? (size_t)(end - p) : chunk;
     char *c = malloc(n);
     memcpy(c, p, n);
-    size_t r = on_body(c, 1, n, &x);
+    int rc = csms_response_body(&r, c, n);
     free(c);
-    if (r != n) {
+    if (rc) {
       body_stopped = 1;
       break;
     }
     p += n;
   }
-  if (x.body.n > cap) abort();
-  if (body_stopped && x.overflow != OVERFLOW_BODY) abort();
+  if (r.body.n > cap) abort();
+  if (body_stopped && r.overflow != CSMS_RESPONSE_BODY_TOO_LARGE) abort();
 
-  /* No header line at all is possible here (push_headers once computed NULL + 0 then: fixed
+  /* No header line at all is possible here (the Lua side once computed NULL + 0 then: fixed
    * in 3b00881; fuzz/corpus/http/regress-no-header-lines is the input). */
-  CURLcode rc = x.overflow ? CURLE_WRITE_ERROR : CODES[(flags >> 1) & 7];
-  lua_settop(L, 0);
-  push_result(L, &x, rc);
-  if (rc == CURLE_OK) {
-    lua_getfield(L, 1, "headers");
-    check_headers(2);
-    lua_pop(L, 1);
-  } else {
-    lua_getfield(L, 1, "error");
-    lua_getfield(L, 1, "message");
-    if (!lua_isstring(L, -1) || !lua_isstring(L, -2)) abort();
-    lua_pop(L, 2);
-  }
-  lua_settop(L, 0);
-  /* Free as the real code does (not xfer_free: the easy handle is shared across runs). */
-  buf_wipe_free(&x.body);
-  buf_free(&x.headers);
-  lua_gc(L, LUA_GCCOLLECT, 0);
+  check_fields(&r);
+  csms_response_free(&r);
   return 0;
 }

@@ -19,6 +19,10 @@ dependencies = {
 build = {
   type = "none",
   install = {
+    lua = {
+      ["csms.cli.commands"] = "lua/csms/cli/commands.lua",
+      ["csms.cli.output"] = "lua/csms/cli/output.lua",
+    },
     bin = { ["csms-backup"] = "bin/csms-backup" },
   },
 }

@@ -21,6 +21,8 @@ build = {
   type = "none",
   install = {
     lua = {
+      -- the JSON writer it shares with csms-backup (pure Lua; lua-csms installs it too)
+      ["csms.json"] = "lua/csms/json.lua",
       ["csms.emulator.admin"] = "lua/csms/emulator/admin.lua",
       ["csms.emulator.auth"] = "lua/csms/emulator/auth.lua",
       ["csms.emulator.blob"] = "lua/csms/emulator/blob.lua",
@@ -32,7 +34,6 @@ build = {
       ["csms.emulator.gateway"] = "lua/csms/emulator/gateway.lua",
       ["csms.emulator.http"] = "lua/csms/emulator/http.lua",
       ["csms.emulator.iam"] = "lua/csms/emulator/iam.lua",
-      ["csms.emulator.json"] = "lua/csms/emulator/json.lua",
       ["csms.emulator.limits"] = "lua/csms/emulator/limits.lua",
       ["csms.emulator.metadata"] = "lua/csms/emulator/metadata.lua",
       ["csms.emulator.operations"] = "lua/csms/emulator/operations.lua",

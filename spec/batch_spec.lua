@@ -102,9 +102,9 @@ describe("batch.backup and batch.restore", function()
     assert.is_true(e:stats().faults >= #ALL_FAULTS, "faults were really injected")
 
     -- on disk: 0700 directory, 0600 files, a manifest that verifies
-    assert.equal(448, core.file_mode(dir)) -- 0700
-    assert.equal(384, core.file_mode(dir .. "/app-07.blob")) -- 0600
-    assert.equal(384, core.file_mode(dir .. "/manifest.json"))
+    assert.equal(448, core.fs.lstat(dir, true).mode) -- 0700
+    assert.equal(384, core.fs.lstat(dir .. "/app-07.blob", true).mode) -- 0600
+    assert.equal(384, core.fs.lstat(dir .. "/manifest.json", true).mode)
     local m = assert(batch.read_manifest(dir))
     assert.equal(batch.FORMAT, m.format)
     assert.equal(e.project_id, m.project_id)
@@ -112,7 +112,7 @@ describe("batch.backup and batch.restore", function()
     assert.is_true(m.complete)
     assert.equal("lua-csms/" .. csms._VERSION, m.tool)
     local it = m.items["app-07"]
-    assert.equal(core.sha256_hex(read(dir .. "/app-07.blob")), it.sha256)
+    assert.equal(core.crypto.sha256_hex(read(dir .. "/app-07.blob")), it.sha256)
     assert.equal(#read(dir .. "/app-07.blob"), it.bytes)
     assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", it.backed_up_at)
     local v = batch.verify(dir)
@@ -280,8 +280,8 @@ describe("batch.backup and batch.restore", function()
   it("hold the directory's lock (0600) for exactly the run, even one that raises", function()
     seed(2)
     local dir = tmpdir()
-    assert(core.mkdir(dir))
-    local other = assert(core.lock(dir .. "/.csms.lock")) -- in this process counts too (nginx)
+    assert(core.fs.mkdir(dir))
+    local other = assert(core.fs.lock(dir .. "/.csms.lock")) -- in this process counts too (nginx)
     local total = e:stats().total
     local report, err = batch.backup(client(), { dir = dir })
     assert.is_nil(report)
@@ -291,24 +291,24 @@ describe("batch.backup and batch.restore", function()
 
     local seen
     report = assert(batch.backup(client(), { dir = dir, on_progress = function()
-      seen = seen or select(3, core.lock(dir .. "/.csms.lock"))
+      seen = seen or select(3, core.fs.lock(dir .. "/.csms.lock"))
     end }))
     assert.equal(2, report.ok)
     assert.equal("busy", seen, "held while the run goes on")
-    assert.equal(384, core.file_mode(dir .. "/.csms.lock"))
-    assert(core.lock(dir .. "/.csms.lock")):unlock() -- released by the run's end
+    assert.equal(384, core.fs.lstat(dir .. "/.csms.lock", true).mode)
+    assert(core.fs.lock(dir .. "/.csms.lock")):unlock() -- released by the run's end
 
     assert.has_error(function()
       batch.backup(client(), { dir = dir, on_progress = function() error("callback failed") end })
     end, "callback failed")
-    assert(core.lock(dir .. "/.csms.lock")):unlock() -- released by the raise too
+    assert(core.fs.lock(dir .. "/.csms.lock")):unlock() -- released by the raise too
     os.execute("rm -rf " .. dir)
   end)
 
   it("remove the temporary files a killed run left, and nothing else", function()
     seed(2)
     local dir = tmpdir()
-    assert(core.mkdir(dir))
+    assert(core.fs.mkdir(dir))
     local leftovers = { ".app-01.blob.tmp.123456789", ".gone.blob.tmp.7", "manifest.json.tmp.4242.0" }
     local kept = { "notes.txt", ".app-01.blob.tmp.12x", "app-01.blob.tmp.5", ".profile.tmp.1" }
     for _, n in ipairs(leftovers) do write(dir .. "/" .. n, "partial") end

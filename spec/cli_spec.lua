@@ -6,7 +6,7 @@ local cjson = require "cjson"
 local csms = require "csms"
 local core = require "csms.core"
 local emulator = require "spec.support.emulator"
-local ejson = require "csms.emulator.json"
+local ejson = require "csms.json"
 
 local LUA = require("spec.support.interpreter").command
 local CLI = emulator.root .. "/bin/csms-backup"
@@ -164,6 +164,8 @@ describe("csms-backup backup, verify, restore", function()
     doc = cjson.decode(r.out) -- the whole of stdout is one JSON document
     assert.equal(3, doc.ok)
     assert.equal(0, doc.failed)
+    -- As docs/cli.md shows it: "/" is not escaped (lua-cjson would write "\/tmp\/...").
+    assert.truthy(r.out:find('"dir":"' .. dir .. '"', 1, true), r.out)
     assert.same({ command = "backup", total = 3, ok = 3, failed = 0, skipped = 0, dir = dir },
       { command = doc.summary.command, total = doc.summary.total, ok = doc.summary.ok,
         failed = doc.summary.failed, skipped = doc.summary.skipped, dir = doc.summary.dir })
@@ -341,8 +343,8 @@ describe("csms-backup exit code 2", function()
   it("when another backup is writing the directory, and runs once it has ended", function()
     seed(2)
     local dir = tmpdir() .. "/set"
-    assert(core.mkdir(dir))
-    local other = assert(core.lock(dir .. "/.csms.lock")) -- what a running csms-backup holds
+    assert(core.fs.mkdir(dir))
+    local other = assert(core.fs.lock(dir .. "/.csms.lock")) -- what a running csms-backup holds
     local total = e:stats().total
     local r = run({ "backup", dir, "--endpoint", e.endpoint })
     assert.equal(2, r.code, r.err)

@@ -80,7 +80,7 @@ describe("the emulator's IAM stand-in", function()
     assert.equal(200, backup(c.securitytoken))
     assert.equal(401, backup(nil))
     assert.equal(401, backup("emulator-security-token-forged"))
-    core.sleep(2.2)
+    core.time.sleep(2.2)
     assert.equal(401, backup(c.securitytoken))
   end)
 end)
@@ -126,7 +126,7 @@ describe("the providers against the emulator", function()
     local p = credentials.oidc { idp_id = "emulator-idp", id_token_file = file, iam_endpoint = e.endpoint,
       transport = t }
     local first = assert(p:credentials())
-    core.sleep(1.1) -- half their life
+    core.time.sleep(1.1) -- half their life
     local second = assert(p:credentials())
     assert.are_not.equal(first.ak, second.ak)
     assert.equal(2, p.fetches)

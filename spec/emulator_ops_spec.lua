@@ -2,7 +2,7 @@
 -- not block, throttling, persistence in --state-dir, the launcher (seed, TLS, credentials,
 -- SIGTERM).
 local emulator = require "spec.support.emulator"
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 local defaults = require "csms.emulator.defaults"
 
 local JSON_CT = "application/json;charset=UTF-8"

@@ -2,7 +2,7 @@
 -- backup blobs, pagination. (Faults, latency, throttling, persistence, the launcher:
 -- spec/emulator_ops_spec.lua.)
 local emulator = require "spec.support.emulator"
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 local defaults = require "csms.emulator.defaults"
 
 local JSON_CT = "application/json;charset=UTF-8"

@@ -123,7 +123,7 @@ describe("a hostile server", function()
   it("a closed port", function()
     local s = rawserver.start("ok")
     s.stop() -- the port is free again: nothing listens there
-    core.sleep(0.2)
+    core.time.sleep(0.2)
     local c = client(s.url)
     local res, err = c:backup("db-password")
     fails_with("transport", nil, res, err)

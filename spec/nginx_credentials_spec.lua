@@ -74,7 +74,7 @@ describe("temporary credentials inside nginx", function()
     assert.matches("^EMUTMP", aks[1])
     for i = 2, 20 do assert.equal(aks[1], aks[i]) end
     assert.same({ 1, 1 }, { iam_stats().id_token, iam_stats().security_tokens })
-    core.sleep(2.2) -- expired: every thread needs the new keys
+    core.time.sleep(2.2) -- expired: every thread needs the new keys
     local first = aks[1]
     fetches, aks = keys(20)
     assert.equal(2, fetches)

@@ -41,7 +41,7 @@ describe("timeout options", function()
   it("core.http clamps what reaches it to 1 ms .. INT_MAX ms", function()
     for _, c in ipairs { { 0.0004, 1 }, { 0, 1 }, { -5, 1 }, { 0 / 0, 1 }, { 1e300, 2147483647 },
                           { math.huge, 2147483647 }, { 2.5, 2500 } } do
-      local h = core.http { timeout = c[1], connect_timeout = c[1] }
+      local h = core.http.new { timeout = c[1], connect_timeout = c[1] }
       assert.equal(("csms.http (open, timeout %d ms, connect %d ms)"):format(c[2], c[2]), tostring(h))
       h:close()
     end
@@ -50,7 +50,7 @@ describe("timeout options", function()
   it("a timeout under 1 ms given to core.http still ends a call that gets no answer", function()
     local s = rawserver.start("silent")
     finally(s.stop)
-    local h = core.http { timeout = 0.0004 }
+    local h = core.http.new { timeout = 0.0004 }
     assert.truthy(h:submit("GET", s.url .. "/", {}))
     -- With 0 ms (no timeout) nothing would complete before the server goes away (120 s).
     local done = {}

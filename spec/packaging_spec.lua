@@ -108,17 +108,18 @@ describe("the rockspecs", function()
     assert.equal("lua ~> 5.1", emulator.dependencies[1])
     assert.same({ ["csms-backup"] = "bin/csms-backup" }, rockspec("csms-backup").build.install.bin)
     assert.same({ ["csms-emulator"] = "bin/csms-emulator" }, emulator.build.install.bin)
-    -- every emulator module, and only those, in the emulator's rock
+    -- every emulator module, and only those (with csms.json, its JSON writer), in the emulator's rock
     local listed = {}
     for mod, file in pairs(emulator.build.install.lua) do
       assert.equal("lua/" .. mod:gsub("%.", "/") .. ".lua", file)
       listed[#listed + 1] = file
     end
     table.sort(listed)
-    local present = {}
+    local present = { "lua/csms/json.lua" }
     for _, f in ipairs(find(root .. "/lua/csms/emulator", "%.lua$")) do
       present[#present + 1] = "lua/csms/emulator/" .. f
     end
+    table.sort(present)
     assert.same(present, listed)
   end)
 
@@ -204,6 +205,14 @@ describe("luarocks make, for Lua " .. V .. (JIT and " (LuaJIT)" or ""), function
     assert(ok, out)
     assert.matches("^csms%-backup %d+%.%d+%.%d+", out)
     assert.is_nil(io.open(tree .. "/bin/csms-emulator"), "no emulator with the command")
+    -- its own modules in the tree, and an error printed through them (csms.cli.output, csms.json)
+    assert.same({ "csms/cli/commands.lua", "csms/cli/output.lua" }, find(tree .. "/share/lua/" .. V, "^csms/cli/"))
+    ok, out = run(("cd /tmp && LUA_PATH=%s LUA_CPATH=%s %s/bin/csms-backup verify /nonexistent/set --json 2>/dev/null")
+      :format(q(("%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua;;"):format(tree, V, tree, V)),
+        q(("%s/lib/lua/%s/?.so;;"):format(tree, V)), q(tree)))
+    assert.is_false(ok)
+    assert.matches('^{"error":"csms verify: io: no manifest.json in /nonexistent/set .-","error_kind":"io","exit":2}\n',
+      out)
   end)
 
   it("packs a source rock of the repository's HEAD (luarocks pack) that builds and installs", function()

@@ -60,7 +60,7 @@ end
 local function tmpdir()
   local d = os.tmpname()
   os.remove(d)
-  assert(core.mkdir(d .. "-set"))
+  assert(core.fs.mkdir(d .. "-set"))
   return d .. "-set"
 end
 
@@ -135,11 +135,11 @@ local FILE_CASES = {
   { "a directory its group can write to is refused",
     function(dir) sh("chmod 0770 " .. dir) end, "backup", { kind = "io", message = "writable by other users" } },
   { "verify while a backup holds the lock is busy, not a false corrupt",
-    function(dir) return assert(core.lock(dir .. "/.csms.lock")) end, "verify", { kind = "busy" } },
+    function(dir) return assert(core.fs.lock(dir .. "/.csms.lock")) end, "verify", { kind = "busy" } },
   { "restore while a backup holds the lock is busy, and sends nothing",
-    function(dir) return assert(core.lock(dir .. "/.csms.lock")) end, "restore", { kind = "busy", restores = 0 } },
+    function(dir) return assert(core.fs.lock(dir .. "/.csms.lock")) end, "restore", { kind = "busy", restores = 0 } },
   { "backup while a verify holds the shared lock is busy",
-    function(dir) return assert(core.lock(dir .. "/.csms.lock", true)) end, "backup", { kind = "busy" } },
+    function(dir) return assert(core.fs.lock(dir .. "/.csms.lock", true)) end, "backup", { kind = "busy" } },
 }
 
 describe("a backup set's files and directory", function()
@@ -183,7 +183,7 @@ describe("a backup set's files and directory", function()
     local modes = {}
     local c = fake { page { "a", "b" } }
     assert(batch.backup(c, { dir = dir, on_progress = function()
-      modes[#modes + 1] = core.file_mode(dir .. "/manifest.journal")
+      modes[#modes + 1] = core.fs.lstat(dir .. "/manifest.journal", true).mode
     end }))
     assert.same({ 384, 384 }, modes)
     sh("rm -rf " .. dir)
@@ -311,7 +311,7 @@ describe("a journal line resolved by the file's content", function()
     local dir = make_set()
     local old = entry(dir, "a")
     local new_blob = blob_for("a")
-    local new = { name = "a", file = "a.blob", sha256 = core.sha256_hex(new_blob), bytes = #new_blob, was = old }
+    local new = { name = "a", file = "a.blob", sha256 = core.crypto.sha256_hex(new_blob), bytes = #new_blob, was = old }
     write(dir .. "/manifest.journal", cjson.encode { journal = batch.FORMAT, project_id = PROJECT } .. "\n"
       .. cjson.encode(new) .. "\n" .. '{"name":"b","file":"b.bl') -- and a torn last line
     if state == "renamed" then write(dir .. "/a.blob", new_blob) end

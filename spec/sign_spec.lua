@@ -122,7 +122,7 @@ describe("csms.sign gateway rules", function()
     assert.are_not.equal(a, b)
     assert.equal("015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862", a)
     local body_nul = lines { method = "POST", url = HOST, headers = DATE, body = "a\0b" }[8]
-    assert.equal(require("csms.core").sha256_hex("a\0b"), body_nul)
+    assert.equal(require("csms.core").crypto.sha256_hex("a\0b"), body_nul)
     assert.equal("UNSIGNED-PAYLOAD", lines { method = "POST", url = HOST, body = "x",
       headers = with_date { ["X-Sdk-Content-Sha256"] = "UNSIGNED-PAYLOAD" } }[9])
   end)

@@ -5,7 +5,7 @@ local csms = require "csms"
 local batch = require "csms.batch"
 local ratelimit = require "csms.ratelimit"
 local emulator = require "spec.support.emulator"
-local ejson = require "csms.emulator.json"
+local ejson = require "csms.json"
 
 local function fake_clock()
   local t = { now = 1000 }

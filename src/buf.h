@@ -1,5 +1,5 @@
-/* A growable byte buffer. Functions return 0 on success, -1 when memory runs out; after a
- * failure the buffer keeps what it had (so callers can free it and report). */
+/* A growable byte buffer, and a slice of bytes. Functions return 0 on success, -1 when memory
+ * runs out; after a failure the buffer keeps what it had (so callers can free it and report). */
 #ifndef CSMS_BUF_H
 #define CSMS_BUF_H
 
@@ -12,6 +12,12 @@ typedef struct {
 } buf_t;
 
 #define BUF_INIT {NULL, 0, 0}
+
+/* Bytes owned by someone else. */
+typedef struct {
+  const char *p;
+  size_t n;
+} slice_t;
 
 int buf_grow(buf_t *b, size_t extra); /* the slow path of buf_reserve */
 int buf_adds(buf_t *b, const char *s);

@@ -1,5 +1,6 @@
-/* The few Lua C API differences between Lua 5.2-5.4, LuaJIT 2.1 and PUC Lua 5.1 that we meet.
- * Every file that calls the Lua API includes this (lua_class.h does, for its users). */
+/* The few Lua C API differences between Lua 5.2-5.4, LuaJIT 2.1 and PUC Lua 5.1 that we meet,
+ * shimmed under our own names where a function is missing. Every binding file includes this
+ * (through core.h and lua_aux.h). */
 #ifndef CSMS_COMPAT_H
 #define CSMS_COMPAT_H
 
@@ -10,12 +11,6 @@
 
 #include <lauxlib.h>
 #include <lua.h>
-
-#if LUA_VERSION_NUM < 502
-#define csms_rawlen(L, i) lua_objlen(L, i)
-#else
-#define csms_rawlen(L, i) lua_rawlen(L, i)
-#endif
 
 /* PUC Lua 5.1 lacks what LuaJIT 2.1 (also LUA_VERSION_NUM 501) already has from 5.2:
  * luaL_setfuncs, luaL_setmetatable, luaL_newlib. LuaJIT's lauxlib.h defines luaL_newlib as a

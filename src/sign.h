@@ -9,11 +9,6 @@
 #include "buf.h"
 
 typedef struct {
-  const char *p;
-  size_t n;
-} slice_t;
-
-typedef struct {
   slice_t scheme;    /* "http" or "https", as written */
   slice_t authority; /* host[:port], as written (brackets kept for IPv6) */
   slice_t path;      /* from the first '/', possibly empty */

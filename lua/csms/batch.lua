@@ -62,10 +62,10 @@ end
 -- an interrupt). A reader of a set it cannot lock because it cannot create the lock file (a
 -- read-only copy) goes on without one: no backup can be writing there.
 local function locked(client, dir, shared, op, fn, ...)
-  if shared and not core.lstat(dir .. "/" .. MANIFEST) and not core.lstat(dir .. "/" .. JOURNAL) then
+  if shared and not core.fs.lstat(dir .. "/" .. MANIFEST) and not core.fs.lstat(dir .. "/" .. JOURNAL) then
     return nil, errors.new("io", "no " .. MANIFEST .. " in " .. dir, { op = op })
   end
-  local lock, lerr, code = core.lock(dir .. "/" .. LOCK, shared)
+  local lock, lerr, code = core.fs.lock(dir .. "/" .. LOCK, shared)
   if not lock and not (shared and (code == "missing" or code == "denied")) then
     if code ~= "busy" then return nil, errors.new("io", lerr, { op = op }) end
     return nil, errors.new("busy", dir .. (shared and " is being written by a backup" or
@@ -127,7 +127,7 @@ local function blob_path(dir, file) return dir .. "/" .. file end
 -- A file of the set, or nil when there is none; nil, err (kind "corrupt") when it is a
 -- symbolic link, a FIFO or device, or larger than max; kind "io" when it cannot be read.
 local function read_set_file(path, max)
-  local data, err, code = core.read_file(path, max)
+  local data, err, code = core.fs.read_file(path, max)
   if data then return data end
   if code == "missing" then return nil end
   return nil, errors.new((code == "io" or code == "denied") and "io" or "corrupt", err), code
@@ -200,8 +200,8 @@ end
 local function resolve(dir, it)
   local was = valid_entry(it.was) and it.was.name == it.name and it.was or nil
   local data, err = read_set_file(blob_path(dir, it.file), math.max(it.bytes, was and was.bytes or 0))
-  if data and #data == it.bytes and core.sha256_hex(data) == it.sha256 then return entry_of(it) end
-  if data and was and #data == was.bytes and core.sha256_hex(data) == was.sha256 then return entry_of(was) end
+  if data and #data == it.bytes and core.crypto.sha256_hex(data) == it.sha256 then return entry_of(it) end
+  if data and was and #data == was.bytes and core.crypto.sha256_hex(data) == was.sha256 then return entry_of(was) end
   if not data and not err and not was then return nil end
   return entry_of(it)
 end
@@ -289,7 +289,7 @@ local function write_manifest(dir, m)
   m.updated_at = iso_now()
   local text, eerr = encode_manifest(m)
   if not text then return nil, errors.new("io", "cannot encode the manifest: " .. eerr, { op = "backup" }) end
-  local ok, err = core.write_atomic(dir .. "/" .. MANIFEST, text, 384) -- 0600
+  local ok, err = core.fs.write_atomic(dir .. "/" .. MANIFEST, text, 384) -- 0600
   if not ok then return nil, errors.new("io", err, { op = "backup" }) end
   os.remove(dir .. "/" .. JOURNAL)
   return true
@@ -308,7 +308,7 @@ local function verified_blob(dir, it)
   if rerr then return corrupt(rerr.message) end
   if not data then return corrupt("missing") end
   if #data ~= it.bytes then return corrupt(("%d bytes, the manifest says %d"):format(#data, it.bytes)) end
-  if core.sha256_hex(data) ~= it.sha256 then return corrupt("SHA-256 differs from the manifest") end
+  if core.crypto.sha256_hex(data) ~= it.sha256 then return corrupt("SHA-256 differs from the manifest") end
   local ok, err = csms.validate_blob(data)
   if not ok then return corrupt(err.message) end
   return data
@@ -380,9 +380,9 @@ local BACKUP_OPTIONS = { dir = "string", names = "table", match = "string", conc
   resume = "boolean", incremental = "boolean", on_progress = "function" }
 
 -- Under the lock no other run is writing, so temporary files are leftovers of a run that died
--- between writing a file and renaming it (core.write_new's and core.write_atomic's names).
+-- between writing a file and renaming it (core.fs.write_new's and core.fs.write_atomic's names).
 local function remove_leftovers(dir)
-  for _, name in ipairs(core.list_dir(dir) or {}) do
+  for _, name in ipairs(core.fs.list_dir(dir) or {}) do
     if name:match("^%.[%w_%-]+%.blob%.tmp%.%d+$") or name:match("^manifest%.json%.tmp%.%d+%.%d+$") then
       os.remove(dir .. "/" .. name)
     end
@@ -392,14 +392,14 @@ end
 -- A directory others can write to lets them plant files and links among the blobs: refused.
 -- One owned by another user (root backing up into a user's directory) is used, with a warning.
 local function check_dir(dir)
-  local st, err = core.lstat(dir, true)
+  local st, err = core.fs.lstat(dir, true)
   if not st then return nil, errors.new("io", err, { op = "backup" }) end
   if st.type ~= "dir" then return nil, errors.new("io", dir .. " is not a directory", { op = "backup" }) end
   if math.floor(st.mode / 16) % 2 == 1 or math.floor(st.mode / 2) % 2 == 1 then -- g+w, o+w
     return nil, errors.new("io", ("%s is writable by other users (mode %04o): chmod go-w it, or back up "
       .. "into a directory of your own"):format(dir, st.mode), { op = "backup", unsafe = true })
   end
-  if st.uid ~= core.euid() then
+  if st.uid ~= core.fs.euid() then
     return { ("%s belongs to another user (uid %d), who can change the set"):format(dir, st.uid) }
   end
   return {}
@@ -419,7 +419,7 @@ function M.backup(client, opts)
   check_options(opts, BACKUP_OPTIONS)
   check(not_running(client))
   local dir = opts.dir
-  local ok, err = core.mkdir(dir, 448) -- 0700
+  local ok, err = core.fs.mkdir(dir, 448) -- 0700
   if not ok then return nil, errors.new("io", err, { op = "backup" }) end
   local warnings
   warnings, err = check_dir(dir)
@@ -487,7 +487,7 @@ function backup_locked(client, opts, dir)
     created_at = prev.created_at or iso_now(), complete = false, items = prev.items,
   }
   local report = new_report(dir)
-  local journal, jerr, jcode = core.open_append(dir .. "/" .. JOURNAL, 384) -- 0600
+  local journal, jerr, jcode = core.fs.open_append(dir .. "/" .. JOURNAL, 384) -- 0600
   if not journal then return nil, errors.new("io", jerr, { op = "backup", code = jcode }) end
   -- The journal's first line names the project: a set killed before its manifest is written
   -- is still checked against the next run's project. A torn last line is ended first.
@@ -537,7 +537,7 @@ function backup_locked(client, opts, dir)
     if #pending == 0 then return end
     local group = pending
     pending = {}
-    local synced, serr = core.syncfs(dir)
+    local synced, serr = core.fs.syncfs(dir)
     if synced then
       local lines = {}
       for i, p in ipairs(group) do
@@ -554,8 +554,8 @@ function backup_locked(client, opts, dir)
         local moved, rerr = os.rename(p.tmp, final)
         werr = rerr
         -- The report claims only what is on disk and reads back identical.
-        local back = moved and core.read_file(final, p.entry.bytes)
-        if back and core.sha256_hex(back) == p.entry.sha256 then
+        local back = moved and core.fs.read_file(final, p.entry.bytes)
+        if back and core.crypto.sha256_hex(back) == p.entry.sha256 then
           manifest.items[item.name] = p.entry
           item.ok, item.file, item.bytes = true, p.file, p.entry.bytes
         end
@@ -575,14 +575,14 @@ function backup_locked(client, opts, dir)
       item.err = jfail
     elseif res then
       local file, data = t.name .. ".blob", res.secret_blob
-      local tmp = ("%s/.%s.tmp.%d"):format(dir, file, math.floor(core.random() * 1e9))
-      local wrote, werr = core.write_new(tmp, data, 384) -- 0600
+      local tmp = ("%s/.%s.tmp.%d"):format(dir, file, math.floor(core.crypto.random() * 1e9))
+      local wrote, werr = core.fs.write_new(tmp, data, 384) -- 0600
       if wrote then
-        if #pending == 0 then pending_since = core.monotonic() end
+        if #pending == 0 then pending_since = core.time.monotonic() end
         pending[#pending + 1] = { item = item, tmp = tmp, file = file, entry = {
-          name = t.name, file = file, sha256 = core.sha256_hex(data), bytes = #data,
+          name = t.name, file = file, sha256 = core.crypto.sha256_hex(data), bytes = #data,
           backed_up_at = iso_now(), update_time = t.update_time } }
-        if #pending >= GROUP or core.monotonic() - pending_since >= GROUP_SECONDS then commit() end
+        if #pending >= GROUP or core.time.monotonic() - pending_since >= GROUP_SECONDS then commit() end
         return
       end
       item.err = errors.new("io", werr, { op = "backup" })
@@ -592,7 +592,7 @@ function backup_locked(client, opts, dir)
 
   scheduler.run(client, todo, opts.concurrency or 8,
     function(t) return api.backup(client, t.name) end, finish,
-    function() if #pending > 0 and core.monotonic() - pending_since >= GROUP_SECONDS then commit() end end)
+    function() if #pending > 0 and core.time.monotonic() - pending_since >= GROUP_SECONDS then commit() end end)
   commit()
   journal:close()
   -- A journal that could not be written: the set on disk is consistent but the run's work is

@@ -44,13 +44,13 @@ local function current(client, s)
   if not creds then return nil, err end
   if creds ~= s.creds then
     if creds.auth_token then
-      if s.signer then core.wipe(s.signer) end
+      if s.signer then core.signer.wipe(s.signer) end
       s.signer = nil
     else
       local signer
-      signer, err = core.signer(creds.ak, creds.sk, creds.security_token)
+      signer, err = core.signer.new(creds.ak, creds.sk, creds.security_token)
       if not signer then return nil, errors.new("config", err, { field = "credentials" }) end
-      if s.signer then core.wipe(s.signer) end
+      if s.signer then core.signer.wipe(s.signer) end
       s.signer = signer
     end
     s.creds = creds
@@ -99,7 +99,7 @@ function M.prepare(client, method, path, body)
     } }
   end
   -- The same header table every time: the signer's cache of canonical headers then hits, and
-  -- core.sign returns a new table with X-Sdk-Date and Authorization added.
+  -- core.signer.sign returns a new table with X-Sdk-Date and Authorization added.
   local headers = s.headers
   if not headers or headers["User-Agent"] ~= ua or headers["X-Project-Id"] ~= client.project_id then
     headers = { ["Content-Type"] = CONTENT_TYPE, ["User-Agent"] = ua, Host = client.host,
@@ -107,7 +107,7 @@ function M.prepare(client, method, path, body)
     s.headers = headers
   end
   local signed
-  signed, err = core.sign(s.signer, method, url, headers, body, os.time() + client.clock_skew)
+  signed, err = core.signer.sign(s.signer, method, url, headers, body, os.time() + client.clock_skew)
   if not signed then return nil, errors.new("invalid_argument", err) end
   return { method = method, url = url, headers = signed, body = body }
 end
@@ -115,7 +115,7 @@ end
 function M.close(client)
   local s = state[client]
   if not s then return false end
-  if s.signer then core.wipe(s.signer) end
+  if s.signer then core.signer.wipe(s.signer) end
   state[client] = nil
   return true
 end

@@ -25,7 +25,7 @@ local MAYBE_APPLIED_STATUS = { [500] = true, [502] = true, [503] = true, [504] =
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 local SKEW_TOLERANCE = 300 -- seconds the signing clock may be off before it is corrected
 
-M.clock = core.monotonic
+M.clock = core.time.monotonic
 
 -- Converts cjson's nulls to nil and whole floats to integers (times are milliseconds).
 local function tidy(v)
@@ -68,7 +68,7 @@ end
 -- Full jitter: a random wait up to min(backoff_max, backoff_base * 2^(n-1)).
 local function backoff(client, n)
   local cap = math.min(client.backoff_max, client.backoff_base * 2 ^ (n - 1))
-  return core.random() * cap
+  return core.crypto.random() * cap
 end
 
 local RETRY_STATUS = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }

@@ -29,10 +29,10 @@ local function new_signer(creds)
   validate.check_type(creds.ak, "string", "credentials.ak")
   validate.check_type(creds.sk, "string", "credentials.sk")
   validate.check_type(creds.security_token, "string", "credentials.security_token", true)
-  local signer, err = core.signer(creds.ak, creds.sk, creds.security_token)
+  local signer, err = core.signer.new(creds.ak, creds.sk, creds.security_token)
   if not signer then return nil, err end
   local old = signers[creds]
-  if old then core.wipe(old.signer) end
+  if old then core.signer.wipe(old.signer) end
   signers[creds] = { signer = signer, ak = creds.ak, sk = creds.sk, token = creds.security_token }
   return signer
 end
@@ -50,7 +50,7 @@ function M.sign(req, creds, opts)
     if not signer then return invalid(err) end
   end
   local headers
-  headers, err = core.sign_request(signer, req, opts ~= nil and unsigned_set(opts) or nil)
+  headers, err = core.signer.sign_request(signer, req, opts ~= nil and unsigned_set(opts) or nil)
   if headers then return headers end
   if headers == false then errors.raise("csms: " .. err) end
   return invalid(err)
@@ -59,9 +59,9 @@ end
 -- The canonical request csms.sign would hash: to compare with the one a gateway sends back
 -- in a 401 message.
 function M.canonical_request(req, opts)
-  local signer = core.signer("AK", "SK")
-  local headers, canonical = core.sign_request(signer, req, unsigned_set(opts), true)
-  core.wipe(signer)
+  local signer = core.signer.new("AK", "SK")
+  local headers, canonical = core.signer.sign_request(signer, req, unsigned_set(opts), true)
+  core.signer.wipe(signer)
   if headers == false then errors.raise("csms: " .. canonical) end -- canonical holds the message
   if not headers then return invalid(canonical) end
   return canonical

@@ -29,7 +29,7 @@ local Curl = {}
 Curl.__index = Curl
 
 function M.curl(opts)
-  local http = core.http {
+  local http = core.http.new {
     timeout = opts.timeout, connect_timeout = opts.connect_timeout,
     verify_tls = opts.verify_tls, cafile = opts.cafile, proxy = opts.proxy,
     max_response = opts.max_response,
@@ -83,7 +83,7 @@ function Curl:poll(timeout)
   return out
 end
 
-function Curl.sleep(_, seconds) core.sleep(seconds) end
+function Curl.sleep(_, seconds) core.time.sleep(seconds) end
 
 function Curl.mode() return "multi" end
 
@@ -106,7 +106,7 @@ end
 function M.from_function(fn)
   return {
     request = function(_, req) return fn(req) end,
-    sleep = function(_, seconds) core.sleep(seconds) end,
+    sleep = function(_, seconds) core.time.sleep(seconds) end,
     close = function() end,
     mode = function() return "serial" end,
   }

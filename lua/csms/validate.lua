@@ -86,7 +86,7 @@ end
 -- The documented shape (at most 5,242,880 characters): prefix, domain, then a compact JWE
 -- whose header names alg and enc. The C side checks all but the header's JSON.
 function M.blob_problem(blob)
-  local header, err = core.blob_header(blob)
+  local header, err = core.blob.header(blob)
   if not header then return err end
   local h = cjson.decode(header)
   if type(h) ~= "table" then return "secret_blob's JWE header is not a JSON object" end

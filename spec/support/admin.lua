@@ -6,7 +6,7 @@
 --   e:fail_next{...}
 --   e:create_secret(name, { "v1 value", "v2 value" }, { description = ... })
 -- All but e:admin raise (at the caller's line) unless the emulator answers 200.
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 local http = require "spec.support.http"
 
 local M = { methods = {} }

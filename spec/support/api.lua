@@ -9,7 +9,7 @@
 --   e:requests{ req, req, ... }  the same, node-signed in one node process
 --     -> a list of { status=, headers=, body=, json= } or { err= }
 --   e:api("/secrets" [, project_id])  -> "/v1/<project>/secrets"
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 local http = require "spec.support.http"
 local node_signer = require "spec.support.node_signer"
 

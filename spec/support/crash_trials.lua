@@ -97,8 +97,8 @@ function M.run(e, opts)
     local problems = {}
     local rc = readers and client()
     local pid = start_backup(dir, resume)
-    local deadline, polls = core.monotonic() + 60, 0
-    while journal_lines(dir) < lines and core.monotonic() < deadline do
+    local deadline, polls = core.time.monotonic() + 60, 0
+    while journal_lines(dir) < lines and core.time.monotonic() < deadline do
       polls = polls + 1
       if polls % 20 == 0 and not alive(pid) then break end
       if readers then
@@ -109,13 +109,13 @@ function M.run(e, opts)
         if r and r.failed > 0 then problems[#problems + 1] = "restore --dry-run during a backup: failed items" end
         if not r and rerr.kind ~= "busy" then problems[#problems + 1] = "restore --dry-run: " .. tostring(rerr) end
       else
-        core.sleep(0.003)
+        core.time.sleep(0.003)
       end
     end
-    core.sleep(extra)
+    core.time.sleep(extra)
     local midway = alive(pid)
     os.execute("kill -9 " .. pid .. " 2>/dev/null")
-    while alive(pid) do core.sleep(0.01) end
+    while alive(pid) do core.time.sleep(0.01) end
     if rc then rc:close() end
     return problems, midway
   end

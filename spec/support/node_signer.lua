@@ -6,7 +6,7 @@
 --          date = "YYYYMMDDTHHMMSSZ" or nil}, ... }
 --   -> one { headers = {name = value}, body = string or nil, url =, query_string = } per request,
 --      from one node process: send exactly those headers and body bytes to that URL.
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 local shell = require "spec.support.shell"
 
 local M = {}

@@ -347,11 +347,11 @@ function M.start(scenario, opts)
   local pid = tonumber(p:read("*l"))
   p:close()
   local port
-  local deadline = core.monotonic() + 10
-  while core.monotonic() < deadline do
+  local deadline = core.time.monotonic() + 10
+  while core.time.monotonic() < deadline do
     port = tonumber(read(dir .. "/port") or "")
     if port then break end
-    core.sleep(0.02)
+    core.time.sleep(0.02)
   end
   if not port then
     os.execute("kill " .. pid .. " 2>/dev/null")

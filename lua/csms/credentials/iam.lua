@@ -59,11 +59,11 @@ function M.list_projects_request(iam, creds, region, now, user_agent)
     headers["X-Auth-Token"] = creds.auth_token
     return { method = "GET", url = url, headers = headers }
   end
-  local signer, err = core.signer(creds.ak, creds.sk, creds.security_token)
+  local signer, err = core.signer.new(creds.ak, creds.sk, creds.security_token)
   if not signer then return nil, errors.new("config", err, { field = "credentials" }) end
   local signed
-  signed, err = core.sign(signer, "GET", url, headers, nil, now)
-  core.wipe(signer)
+  signed, err = core.signer.sign(signer, "GET", url, headers, nil, now)
+  core.signer.wipe(signer)
   if not signed then return nil, errors.new("invalid_argument", err) end
   return { method = "GET", url = url, headers = signed }
 end

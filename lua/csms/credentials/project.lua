@@ -19,7 +19,7 @@ end
 local function principal(creds)
   if creds.identity then return creds.identity end
   if creds.ak then return "ak:" .. creds.ak end
-  return "token:" .. core.sha256_hex(creds.auth_token or "")
+  return "token:" .. core.crypto.sha256_hex(creds.auth_token or "")
 end
 
 local function sleep(opts, seconds)

@@ -29,11 +29,11 @@ function M.keys(keys, source)
   elseif ak == nil then
     self.err = errors.new("config", where .. "no ak and sk", { field = "credentials" })
   else
-    local signer, err = core.signer(ak, sk, token)
+    local signer, err = core.signer.new(ak, sk, token)
     if not signer then
       self.err = errors.new("config", where .. err, { field = "credentials" })
     else
-      core.wipe(signer)
+      core.signer.wipe(signer)
       self.current = temporary.credentials { ak = ak, sk = sk, security_token = token, auth = "aksk" }
     end
   end

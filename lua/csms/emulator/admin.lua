@@ -1,6 +1,6 @@
 -- The admin API under /__emulator/ (loopback clients only, no authentication, never counted as
 -- API requests): health, reset, config, queued faults, stats, seeding and dumping secrets.
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 local http = require "csms.emulator.http"
 local auth = require "csms.emulator.auth"
 local config = require "csms.emulator.config"

@@ -3,7 +3,7 @@
 -- CEK wrapped by AES-256-GCM under the emulator's master key, the wrap IV and tag carried in the
 -- protected header; content encryption A256GCM with AAD = ASCII of the encoded header.
 local crypto = require "csms.emulator.crypto"
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 
 local M = {}
 

@@ -1,6 +1,6 @@
 -- The run-time config (POST/GET /__emulator/config): its start values, checking and applying a
 -- change, its public form, and the throttle limiter built from it.
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 local state = require "csms.emulator.state"
 local faults = require "csms.emulator.faults"
 local throttle = require "csms.emulator.throttle"

@@ -1,6 +1,6 @@
 -- Requests and responses inside nginx, for every part of the emulator: the request's context,
 -- its body and query, and sending an answer (JSON, HTML or none) the way the gateway does.
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 local crypto = require "csms.emulator.crypto"
 local files = require "csms.emulator.files"
 local limits = require "csms.emulator.limits"

@@ -6,7 +6,7 @@
 -- Temporary keys are then accepted by the CSMS routes with their security token only, and only
 -- until they expire: secret_for(ak, token) is what the gateway's authentication asks.
 -- Mounted by the router (csms.emulator.server's ROUTES); reset with the emulator.
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 local crypto = require "csms.emulator.crypto"
 local http = require "csms.emulator.http"
 local limits = require "csms.emulator.limits"

@@ -1,7 +1,7 @@
 -- CSMS's secret operations behind the gateway (create, list, get, delete, versions, and the
 -- backup blobs: DownloadSecretBlob / UploadSecretBlob), each ops.<name>(ctx) -> status, kind,
 -- body, headers for http.send. ctx: body, raw_query, name, version_id (from the path).
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 local blob = require "csms.emulator.blob"
 local store = require "csms.emulator.store"
 local http = require "csms.emulator.http"

@@ -1,7 +1,7 @@
 -- Start-up, in nginx's init_by_lua (the master process, before the fork): the launcher's
 -- settings over the defaults, the run-time config they start, the store, the master key, the
 -- seed.
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 local crypto = require "csms.emulator.crypto"
 local defaults = require "csms.emulator.defaults"
 local files = require "csms.emulator.files"

@@ -1,6 +1,6 @@
 -- The emulator's statistics (GET /__emulator/stats): request counts per op, failures, faults,
 -- throttling per op, and the arrivals of the last API requests (a ring).
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 local defaults = require "csms.emulator.defaults"
 local operations = require "csms.emulator.operations"
 

@@ -1,6 +1,6 @@
 -- The emulator's secrets: module-level tables in the single nginx worker, optionally persisted to
 -- a state directory (state.json, written to a temporary file then renamed, after every mutation).
-local json = require "csms.emulator.json"
+local json = require "csms.json"
 local crypto = require "csms.emulator.crypto"
 local files = require "csms.emulator.files"
 local limits = require "csms.emulator.limits"

@@ -1,5 +1,7 @@
-#include "http.h"
-
+/* core.http: the libcurl transport. core.http.new{...} makes a client with one connection
+ * pool and any number of requests in flight (libcurl's multi interface, no threads):
+ * http:submit(...) -> id, http:wait(timeout) -> completed results, http:close(). What a
+ * response's bytes become is response.c's business. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,25 +10,22 @@
 
 #include <curl/curl.h>
 #include <lauxlib.h>
+#include <lua.h>
 
 #include "buf.h"
-#include "compat.h"
-#include "lua_class.h"
+#include "core.h"
+#include "lua_aux.h"
+#include "response.h"
 
 #define HTTP_MT "csms.http"
-#define MAX_HEADER_BYTES (64 * 1024) /* all response header lines together */
-
-enum { OVERFLOW_NONE, OVERFLOW_BODY, OVERFLOW_HEADERS };
 
 typedef struct xfer {
   struct xfer *next;
   CURL *easy;
   struct curl_slist *req_headers;
-  buf_t body, headers; /* response body; response header lines, '\n'-separated */
+  csms_response_t res;
   lua_Integer id;
   int body_ref; /* keeps the request body string alive while curl reads it */
-  int overflow;
-  size_t max_body;
   char errbuf[CURL_ERROR_SIZE];
 } xfer_t;
 
@@ -44,32 +43,18 @@ typedef struct {
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
   xfer_t *x = ud;
-  size_t n = size * nmemb;
-  if (x->body.n + n > x->max_body) {
-    x->overflow = OVERFLOW_BODY;
-    return 0; /* aborts the transfer */
-  }
-  return buf_add(&x->body, p, n) ? 0 : n;
+  return csms_response_body(&x->res, p, size * nmemb) ? 0 : size * nmemb; /* 0 aborts */
 }
 
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
   xfer_t *x = ud;
-  size_t n = size * nmemb;
-  if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) x->headers.n = 0; /* a new response (after 1xx) */
-  while (n && (p[n - 1] == '\r' || p[n - 1] == '\n')) n--;
-  if (x->headers.n + n + 1 > MAX_HEADER_BYTES) {
-    x->overflow = OVERFLOW_HEADERS;
-    return 0;
-  }
-  if (n && (buf_add(&x->headers, p, n) || buf_addc(&x->headers, '\n'))) return 0;
-  return size * nmemb;
+  return csms_response_header(&x->res, p, size * nmemb) ? 0 : size * nmemb;
 }
 
 static void xfer_free(lua_State *L, xfer_t *x) {
   if (x->easy) curl_easy_cleanup(x->easy);
   curl_slist_free_all(x->req_headers);
-  buf_wipe_free(&x->body);
-  buf_free(&x->headers);
+  csms_response_free(&x->res);
   luaL_unref(L, LUA_REGISTRYINDEX, x->body_ref);
   free(x);
 }
@@ -86,51 +71,47 @@ static int has_bad_bytes(const char *s, size_t n) {
   return 0;
 }
 
-/* Builds "Name: value" lines from a {name = value} table. Returns NULL and pushes nothing on
- * success into *out; on a bad header returns a static message. */
+/* Builds "Name: value" lines from a {name = value} table into *out. Returns NULL, or a static
+ * message for a header that cannot be sent; raises for a name or value that is not a string. */
 static const char *build_headers(lua_State *L, int idx, struct curl_slist **out) {
-  struct curl_slist *list = NULL;
+  struct curl_slist *list = NULL, *l;
   buf_t line = BUF_INIT;
+  const char *bad = NULL, *raise = NULL;
   int has_expect = 0;
   lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1)) {
-      lua_pop(L, 2);
-      curl_slist_free_all(list);
-      buf_free(&line);
-      luaL_error(L, "headers: names and values must be strings");
-    }
+  while (!bad && !raise && lua_next(L, idx)) {
     size_t kn, vn;
-    const char *k = lua_tolstring(L, -2, &kn), *v = lua_tolstring(L, -1, &vn);
-    if (kn == 0 || has_bad_bytes(k, kn) || has_bad_bytes(v, vn) || memchr(k, ':', kn)) {
-      lua_pop(L, 2);
-      curl_slist_free_all(list);
-      buf_free(&line);
-      return "a header name or value contains ':' in the name, CR, LF or NUL";
+    const char *k, *v;
+    if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1)) {
+      raise = "headers: names and values must be strings";
+    } else if (k = lua_tolstring(L, -2, &kn), v = lua_tolstring(L, -1, &vn),
+               kn == 0 || has_bad_bytes(k, kn) || has_bad_bytes(v, vn) || memchr(k, ':', kn)) {
+      bad = "a header name or value contains ':' in the name, CR, LF or NUL";
+    } else {
+      has_expect |= kn == 6 && strncasecmp(k, "expect", 6) == 0;
+      line.n = 0;
+      /* curl drops "Name:" lines with an empty value; "Name;" sends the header empty. */
+      if (buf_add(&line, k, kn) || buf_adds(&line, vn ? ": " : ";") || buf_add(&line, v, vn) ||
+          buf_addc(&line, 0) || !(l = curl_slist_append(list, line.p)))
+        raise = "out of memory";
+      else
+        list = l;
     }
-    has_expect |= kn == 6 && strncasecmp(k, "expect", 6) == 0;
-    line.n = 0;
-    /* curl drops "Name:" lines with an empty value; "Name;" sends the header empty. */
-    if (buf_add(&line, k, kn) || buf_adds(&line, vn ? ": " : ";") || buf_add(&line, v, vn) ||
-        buf_addc(&line, 0)) {
-      lua_pop(L, 2);
-      curl_slist_free_all(list);
-      buf_free(&line);
-      luaL_error(L, "out of memory");
-    }
-    struct curl_slist *l = curl_slist_append(list, line.p);
-    if (!l) {
-      lua_pop(L, 2);
-      curl_slist_free_all(list);
-      buf_free(&line);
-      luaL_error(L, "out of memory");
-    }
-    list = l;
-    lua_pop(L, 1);
+    lua_pop(L, (bad || raise) ? 2 : 1);
   }
   buf_free(&line);
   /* No "Expect: 100-continue" round trip before large restore bodies. */
-  if (!has_expect) list = curl_slist_append(list, "Expect:");
+  if (!bad && !raise && !has_expect) {
+    if ((l = curl_slist_append(list, "Expect:")))
+      list = l;
+    else
+      raise = "out of memory";
+  }
+  if (bad || raise) {
+    curl_slist_free_all(list);
+    if (raise) luaL_error(L, "%s", raise);
+    return bad;
+  }
   *out = list;
   return NULL;
 }
@@ -147,18 +128,11 @@ static int http_submit(lua_State *L) {
   luaL_checktype(L, 4, LUA_TTABLE);
   const char *body = luaL_optlstring(L, 5, NULL, &bn);
   int fresh = lua_toboolean(L, 6);
-  if (has_bad_bytes(url, un) || has_bad_bytes(method, mn)) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "url or method contains CR, LF or NUL");
-    return 2;
-  }
+  if (has_bad_bytes(url, un) || has_bad_bytes(method, mn))
+    return csms_fail(L, NULL, "url or method contains CR, LF or NUL");
   struct curl_slist *hdrs = NULL;
   const char *bad = build_headers(L, 4, &hdrs);
-  if (bad) {
-    lua_pushnil(L);
-    lua_pushstring(L, bad);
-    return 2;
-  }
+  if (bad) return csms_fail(L, NULL, bad);
   xfer_t *x = calloc(1, sizeof *x);
   CURL *e = x ? curl_easy_init() : NULL;
   if (!e) {
@@ -169,7 +143,7 @@ static int http_submit(lua_State *L) {
   x->easy = e;
   x->req_headers = hdrs;
   x->id = ++h->next_id;
-  x->max_body = h->max_body;
+  x->res.max_body = h->max_body;
   x->body_ref = LUA_NOREF;
 
   curl_easy_setopt(e, CURLOPT_URL, url);
@@ -213,46 +187,35 @@ static int http_submit(lua_State *L) {
   return 1;
 }
 
-/* Pushes {name = value} from the raw header lines; repeated names are joined with ", ". */
-static void push_headers(lua_State *L, const buf_t *raw) {
+/* Pushes {name = value} of the response's header fields; repeated names are joined with ", ". */
+static void push_headers(lua_State *L, const csms_response_t *res) {
   lua_newtable(L);
-  if (!raw->p) return; /* no header line at all */
-  const char *p = raw->p, *end = raw->p + raw->n;
   buf_t name = BUF_INIT;
-  while (p < end) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    const char *line_end = nl ? nl : end;
-    const char *colon = memchr(p, ':', (size_t)(line_end - p));
-    if (colon && colon > p) {
-      name.n = 0;
-      for (const char *c = p; c < colon; c++)
-        buf_addc(&name, (*c >= 'A' && *c <= 'Z') ? (char)(*c + 32) : *c);
-      const char *v = colon + 1, *ve = line_end;
-      while (v < ve && (*v == ' ' || *v == '\t')) v++;
-      while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-      if (name.n) {
-        lua_pushlstring(L, name.p, name.n);
-        lua_pushvalue(L, -1);
-        lua_rawget(L, -3);
-        if (lua_isstring(L, -1)) {
-          lua_pushliteral(L, ", ");
-          lua_pushlstring(L, v, (size_t)(ve - v));
-          lua_concat(L, 3);
-        } else {
-          lua_pop(L, 1);
-          lua_pushlstring(L, v, (size_t)(ve - v));
-        }
-        lua_rawset(L, -3);
-      }
+  slice_t v;
+  size_t pos = 0;
+  int more;
+  while ((more = csms_response_field(res, &pos, &name, &v)) > 0) {
+    lua_pushlstring(L, name.p, name.n);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isstring(L, -1)) {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, v.p, v.n);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, v.p, v.n);
     }
-    p = nl ? nl + 1 : end;
+    lua_rawset(L, -3);
   }
   buf_free(&name);
+  if (more < 0) luaL_error(L, "out of memory");
 }
 
 static const char *error_kind(CURLcode rc, int overflow) {
-  if (overflow == OVERFLOW_BODY || rc == CURLE_FILESIZE_EXCEEDED) return "response_too_large";
-  if (overflow == OVERFLOW_HEADERS) return "bad_response";
+  if (overflow == CSMS_RESPONSE_BODY_TOO_LARGE || rc == CURLE_FILESIZE_EXCEEDED)
+    return "response_too_large";
+  if (overflow == CSMS_RESPONSE_HEADERS_TOO_LARGE) return "bad_response";
   switch (rc) {
   case CURLE_OPERATION_TIMEDOUT: return "timeout";
   case CURLE_PEER_FAILED_VERIFICATION:
@@ -297,17 +260,18 @@ static void push_result(lua_State *L, xfer_t *x, CURLcode rc) {
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     lua_pushinteger(L, status);
     lua_setfield(L, -2, "status");
-    push_headers(L, &x->headers);
+    push_headers(L, &x->res);
     lua_setfield(L, -2, "headers");
-    lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.n);
+    lua_pushlstring(L, x->res.body.p ? x->res.body.p : "", x->res.body.n);
     lua_setfield(L, -2, "body");
     return;
   }
-  lua_pushstring(L, error_kind(rc, x->overflow));
+  const char *kind = error_kind(rc, x->res.overflow);
+  lua_pushstring(L, kind);
   lua_setfield(L, -2, "error");
-  if (x->overflow == OVERFLOW_BODY || rc == CURLE_FILESIZE_EXCEEDED)
-    lua_pushfstring(L, "response body larger than the %d-byte cap", (int)x->max_body);
-  else if (x->overflow == OVERFLOW_HEADERS)
+  if (strcmp(kind, "response_too_large") == 0)
+    lua_pushfstring(L, "response body larger than the %d-byte cap", (int)x->res.max_body);
+  else if (x->res.overflow == CSMS_RESPONSE_HEADERS_TOO_LARGE)
     lua_pushliteral(L, "response headers larger than 64 KiB");
   else
     lua_pushstring(L, x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
@@ -370,25 +334,20 @@ static int http_wait(lua_State *L) {
   return 1;
 }
 
-static int http_pending(lua_State *L) {
-  http_t *h = check_http(L);
-  int n = 0;
-  for (xfer_t *x = h->active; x; x = x->next) n++;
-  lua_pushinteger(L, n);
-  return 1;
-}
-
+/* http:close(): ends what is in flight and the pool (again is a no-op); also __gc and __close,
+ * so it must also undo an http_new that failed half-way. */
 static int http_close(lua_State *L) {
   http_t *h = luaL_checkudata(L, 1, HTTP_MT);
-  if (!h->multi) return 0;
-  while (h->active) {
-    xfer_t *x = h->active;
-    h->active = x->next;
-    curl_multi_remove_handle(h->multi, x->easy);
-    xfer_free(L, x);
+  if (h->multi) {
+    while (h->active) {
+      xfer_t *x = h->active;
+      h->active = x->next;
+      curl_multi_remove_handle(h->multi, x->easy);
+      xfer_free(L, x);
+    }
+    curl_multi_cleanup(h->multi);
+    h->multi = NULL;
   }
-  curl_multi_cleanup(h->multi);
-  h->multi = NULL;
   free(h->cafile);
   free(h->proxy);
   h->cafile = h->proxy = NULL;
@@ -402,9 +361,12 @@ static int http_tostring(lua_State *L) {
   return 1;
 }
 
+/* A copy of the string field, NULL when absent; raises when memory runs out (a NULL cafile
+ * would mean the system's CAs instead of the one asked for). */
 static char *opt_strdup(lua_State *L, int idx, const char *field) {
   lua_getfield(L, idx, field);
-  char *r = lua_isstring(L, -1) ? strdup(lua_tostring(L, -1)) : NULL;
+  char *r = NULL;
+  if (lua_isstring(L, -1) && !(r = strdup(lua_tostring(L, -1)))) luaL_error(L, "out of memory");
   lua_pop(L, 1);
   return r;
 }
@@ -425,12 +387,10 @@ static long timeout_ms(double seconds) {
   return (long)ms;
 }
 
-/* core.http{timeout=, connect_timeout=, verify_tls=, cafile=, proxy=, max_response=} */
+/* core.http.new{timeout=, connect_timeout=, verify_tls=, cafile=, proxy=, max_response=} */
 static int http_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  http_t *h = lua_newuserdata(L, sizeof *h);
-  memset(h, 0, sizeof *h);
-  luaL_setmetatable(L, HTTP_MT);
+  http_t *h = csms_new_object(L, sizeof *h, HTTP_MT);
   h->timeout_ms = timeout_ms(opt_number(L, 1, "timeout", 30));
   h->connect_timeout_ms = timeout_ms(opt_number(L, 1, "connect_timeout", 10));
   h->max_body = (size_t)opt_number(L, 1, "max_response", 16 * 1024 * 1024);
@@ -444,12 +404,11 @@ static int http_new(lua_State *L) {
   return 1;
 }
 
-int csms_open_http(lua_State *L) {
+void csms_open_http(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"submit", http_submit}, {"wait", http_wait},   {"pending", http_pending},
-      {"close", http_close},   {NULL, NULL}};
+      {"submit", http_submit}, {"wait", http_wait}, {"close", http_close}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"new", http_new}, {NULL, NULL}};
   csms_new_class(L, HTTP_MT, methods, http_close, http_tostring);
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  lua_pushcfunction(L, http_new);
-  return 1;
+  luaL_newlib(L, funcs);
 }

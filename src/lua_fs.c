@@ -1,7 +1,8 @@
-/* Files for backups: created with their final mode from the first byte, written under a
- * temporary name, flushed to disk and renamed, so a crash never leaves a half file under the
- * real name nor a moment when a blob is readable by others. Plus a directory listing and the
- * lock that keeps two backups out of one directory. */
+/* core.fs: files for backups, created with their final mode from the first byte, written under
+ * a temporary name, flushed to disk and renamed, so a crash never leaves a half file under the
+ * real name nor a moment when a blob is readable by others; reads and appends that never
+ * follow a symbolic link or block on a FIFO (the writer class); a directory listing, lstat; and
+ * the lock class, which keeps two backups out of one directory. */
 #define _GNU_SOURCE /* syncfs */
 #include <dirent.h>
 #include <errno.h>
@@ -17,41 +18,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "fs.h"
-#include "lua_class.h"
-
-static int fail(lua_State *L, const char *what, const char *path, int err) {
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s %s: %s", what, path, strerror(err));
-  return 2;
-}
-
-/* The short code of an errno for callers to switch on (the third value of a failure). */
-static const char *errno_code(int err) {
-  switch (err) {
-  case ENOENT: return "missing";
-  case ELOOP: return "symlink"; /* O_NOFOLLOW met a symbolic link */
-  case ENOSPC: case EDQUOT: case EFBIG: return "nospace";
-  case EWOULDBLOCK: return "busy";
-  case EACCES: case EPERM: case EROFS: return "denied";
-  default: return "io";
-  }
-}
-
-/* nil, "<what> <path>: <strerror>", code */
-static int fail_code(lua_State *L, const char *what, const char *path, int err) {
-  fail(L, what, path, err);
-  lua_pushstring(L, errno_code(err));
-  return 3;
-}
-
-/* nil, "<path> <why>", code: a refusal that is not an errno. */
-static int refuse(lua_State *L, const char *path, const char *why, const char *code) {
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s %s", path, why);
-  lua_pushstring(L, code);
-  return 3;
-}
+#include "core.h"
+#include "lua_aux.h"
 
 /* Opens path without following a symbolic link or blocking on a FIFO, and makes sure it is a
  * regular file with one name (a planted hard link would make us write another file). Returns
@@ -60,9 +28,9 @@ static int open_regular(lua_State *L, const char *path, int flags, mode_t mode, 
   int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
   if (fd < 0) {
     int e = errno;
-    if (e == ELOOP) *nret = refuse(L, path, "is a symbolic link (never followed)", "symlink");
-    else if (e == ENXIO) *nret = refuse(L, path, "is not a regular file", "not_regular"); /* a FIFO */
-    else *nret = fail_code(L, "cannot open", path, e);
+    if (e == ELOOP) *nret = csms_failf(L, "symlink", "%s is a symbolic link (never followed)", path);
+    else if (e == ENXIO) *nret = csms_failf(L, "not_regular", "%s is not a regular file", path); /* a FIFO */
+    else *nret = csms_fail_errno(L, "cannot open", path, e);
     errno = e;
     return -1;
   }
@@ -71,14 +39,14 @@ static int open_regular(lua_State *L, const char *path, int flags, mode_t mode, 
   if (fstat(fd, &st)) {
     int e = errno;
     close(fd);
-    *nret = fail_code(L, "cannot stat", path, e);
+    *nret = csms_fail_errno(L, "cannot stat", path, e);
     return -1;
   }
   if (!S_ISREG(st.st_mode)) why = "is not a regular file";
   else if (st.st_nlink > 1 && (flags & O_ACCMODE) != O_RDONLY) why = "has other hard links";
   if (why) {
     close(fd);
-    *nret = refuse(L, path, why, "not_regular");
+    *nret = csms_failf(L, "not_regular", "%s %s", path, why);
     return -1;
   }
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -98,6 +66,15 @@ static int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 
+/* Gives the new file fd exactly mode (open() applies the umask: the mode asked for is the mode
+ * we want, no more, no less), writes data, [flushes it to disk,] and closes fd whatever
+ * happens. Returns 0 or an errno. */
+static int fill(int fd, mode_t mode, const char *data, size_t n, int sync) {
+  int e = fchmod(fd, mode) || write_all(fd, data, n) || (sync && fsync(fd)) ? errno : 0;
+  if (close(fd) && !e) e = errno;
+  return e;
+}
+
 /* Makes the rename itself durable. */
 static void fsync_parent(const char *path) {
   const char *slash = strrchr(path, '/');
@@ -111,7 +88,7 @@ static void fsync_parent(const char *path) {
   free(dir);
 }
 
-/* core.write_atomic(path, data [, mode = 0600]) -> true | nil, message */
+/* core.fs.write_atomic(path, data [, mode = 0600]) -> true | nil, message */
 static int l_write_atomic(lua_State *L) {
   size_t n;
   const char *path = luaL_checkstring(L, 1);
@@ -129,21 +106,15 @@ static int l_write_atomic(lua_State *L) {
   if (fd < 0) {
     int e = errno;
     free(tmp);
-    return fail(L, "cannot create a temporary file beside", path, e);
+    return csms_fail_errno(L, "cannot create a temporary file beside", path, e);
   }
-  /* open() applies the umask; the mode asked for is the mode we want, no more, no less. */
-  if (fchmod(fd, mode) || write_all(fd, data, n) || fsync(fd)) {
-    int e = errno;
-    close(fd);
+  int e = fill(fd, mode, data, n, 1);
+  if (e || rename(tmp, path)) {
+    const char *what = e ? "cannot write" : "cannot move into place";
+    if (!e) e = errno;
     unlink(tmp);
     free(tmp);
-    return fail(L, "cannot write", path, e);
-  }
-  if (close(fd) || rename(tmp, path)) {
-    int e = errno;
-    unlink(tmp);
-    free(tmp);
-    return fail(L, "cannot move into place", path, e);
+    return csms_fail_errno(L, what, path, e);
   }
   free(tmp);
   fsync_parent(path);
@@ -151,42 +122,42 @@ static int l_write_atomic(lua_State *L) {
   return 1;
 }
 
-/* core.write_new(path, data [, mode = 0600]) -> true | nil, message
+/* core.fs.write_new(path, data [, mode = 0600]) -> true | nil, message
  * Creates path (it must not exist) with exactly that mode and writes data, without syncing:
- * for callers that make a whole group durable at once with core.syncfs before renaming. */
+ * for callers that make a whole group durable at once with core.fs.syncfs before renaming. */
 static int l_write_new(lua_State *L) {
   size_t n;
   const char *path = luaL_checkstring(L, 1);
   const char *data = luaL_checklstring(L, 2, &n);
   mode_t mode = (mode_t)luaL_optinteger(L, 3, 0600);
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) return fail(L, "cannot create", path, errno);
-  if (fchmod(fd, mode) || write_all(fd, data, n) || close(fd)) {
-    int e = errno;
+  if (fd < 0) return csms_fail_errno(L, "cannot create", path, errno);
+  int e = fill(fd, mode, data, n, 0);
+  if (e) {
     unlink(path);
-    return fail(L, "cannot write", path, e);
+    return csms_fail_errno(L, "cannot write", path, e);
   }
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* core.syncfs(dir) -> true | nil, message: everything written to dir's filesystem, data and
+/* core.fs.syncfs(dir) -> true | nil, message: everything written to dir's filesystem, data and
  * names, reaches the disk (one journal commit for a whole group of files). */
 static int l_syncfs(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return fail(L, "cannot open", path, errno);
+  if (fd < 0) return csms_fail_errno(L, "cannot open", path, errno);
   if (syncfs(fd)) {
     int e = errno;
     close(fd);
-    return fail(L, "cannot sync the filesystem of", path, e);
+    return csms_fail_errno(L, "cannot sync the filesystem of", path, e);
   }
   close(fd);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* core.mkdir(path [, mode = 0700]) -> true, created | nil, message. An existing directory is
+/* core.fs.mkdir(path [, mode = 0700]) -> true, created | nil, message. An existing directory is
  * fine (created = false); each missing parent is made too. */
 static int l_mkdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
@@ -203,39 +174,24 @@ static int l_mkdir(lua_State *L) {
     } else if (errno != EEXIST) {
       int e = errno;
       free(p);
-      return fail(L, "cannot create directory", path, e);
+      return csms_fail_errno(L, "cannot create directory", path, e);
     }
     *s = c;
     if (!c) break;
   }
   free(p);
   struct stat st;
-  if (stat(path, &st) || !S_ISDIR(st.st_mode)) return fail(L, "not a directory:", path, ENOTDIR);
+  if (stat(path, &st) || !S_ISDIR(st.st_mode)) return csms_fail_errno(L, "not a directory:", path, ENOTDIR);
   lua_pushboolean(L, 1);
   lua_pushboolean(L, created);
   return 2;
 }
 
-/* core.file_mode(path) -> permission bits | nil, message */
-static int l_file_mode(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  struct stat st;
-  if (stat(path, &st)) return fail(L, "cannot stat", path, errno);
-  lua_pushinteger(L, st.st_mode & 07777);
-  return 1;
-}
-
-/* core.isatty(fd) -> boolean (1 for stdout, 2 for stderr) */
-static int l_isatty(lua_State *L) {
-  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
-  return 1;
-}
-
-/* core.list_dir(path) -> { name, ... } (without "." and "..") | nil, message */
+/* core.fs.list_dir(path) -> { name, ... } (without "." and "..") | nil, message */
 static int l_list_dir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   DIR *d = opendir(path);
-  if (!d) return fail(L, "cannot list", path, errno);
+  if (!d) return csms_fail_errno(L, "cannot list", path, errno);
   lua_newtable(L);
   int n = 0;
   struct dirent *e;
@@ -249,12 +205,16 @@ static int l_list_dir(lua_State *L) {
   }
   int err = errno;
   closedir(d);
-  if (err) return fail(L, "cannot list", path, err);
+  if (err) return csms_fail_errno(L, "cannot list", path, err);
   return 1;
 }
 
+static int too_large(lua_State *L, const char *path, lua_Integer max) {
+  return csms_failf(L, "too_large", "%s is larger than %d bytes", path,
+                    (int)(max > INT32_MAX ? INT32_MAX : max));
+}
 
-/* core.read_file(path, max) -> data | nil, message, code
+/* core.fs.read_file(path, max) -> data | nil, message, code
  * The whole of a regular file of at most max bytes. Never follows a symbolic link ("symlink"),
  * never blocks on a FIFO or reads a device ("not_regular"), reads no more than max + 1 bytes
  * ("too_large", without saying how large), "missing" when there is none. */
@@ -267,10 +227,7 @@ static int l_read_file(lua_State *L) {
   struct stat st;
   if (fstat(fd, &st) == 0 && (lua_Integer)st.st_size > max) {
     close(fd);
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s is larger than %d bytes", path, (int)(max > INT32_MAX ? INT32_MAX : max));
-    lua_pushliteral(L, "too_large");
-    return 3;
+    return too_large(L, path, max);
   }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
@@ -282,16 +239,13 @@ static int l_read_file(lua_State *L) {
     if (r < 0) {
       int e = errno;
       close(fd);
-      return fail_code(L, "cannot read", path, e);
+      return csms_fail_errno(L, "cannot read", path, e);
     }
     if (r == 0) break;
     total += (size_t)r;
     if (total > (size_t)max) { /* it grew since fstat */
       close(fd);
-      lua_pushnil(L);
-      lua_pushfstring(L, "%s is larger than %d bytes", path, (int)(max > INT32_MAX ? INT32_MAX : max));
-      lua_pushliteral(L, "too_large");
-      return 3;
+      return too_large(L, path, max);
     }
     luaL_addlstring(&b, chunk, (size_t)r);
   }
@@ -300,13 +254,13 @@ static int l_read_file(lua_State *L) {
   return 1;
 }
 
-/* core.lstat(path [, follow]) -> { type, mode, uid, size, nlink } | nil, message, code
+/* core.fs.lstat(path [, follow]) -> { type, mode, uid, size, nlink } | nil, message, code
  * type: "file", "dir", "link", "fifo", "socket", "char", "block"; a link itself unless follow. */
 static int l_lstat(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
   if ((lua_toboolean(L, 2) ? stat(path, &st) : lstat(path, &st)))
-    return fail_code(L, "cannot stat", path, errno);
+    return csms_fail_errno(L, "cannot stat", path, errno);
   const char *type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir"
                    : S_ISLNK(st.st_mode) ? "link" : S_ISFIFO(st.st_mode) ? "fifo"
                    : S_ISSOCK(st.st_mode) ? "socket" : S_ISCHR(st.st_mode) ? "char" : "block";
@@ -324,7 +278,7 @@ static int l_lstat(lua_State *L) {
   return 1;
 }
 
-/* core.euid() -> the effective user id of this process */
+/* core.fs.euid() -> the effective user id of this process */
 static int l_euid(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)geteuid());
   return 1;
@@ -344,21 +298,20 @@ static writer_t *open_writer(lua_State *L) {
   return w;
 }
 
-/* core.open_append(path [, mode = 0600]) -> writer | nil, message, code
+/* core.fs.open_append(path [, mode = 0600]) -> writer | nil, message, code
  * Opens path to append to it, creating it with exactly that mode; never through a symbolic
  * link ("symlink"), never a FIFO, device or a file with other hard links ("not_regular"). */
 static int l_open_append(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   mode_t mode = (mode_t)luaL_optinteger(L, 2, 0600);
-  writer_t *w = lua_newuserdata(L, sizeof *w);
+  writer_t *w = csms_new_object(L, sizeof *w, WRITER_MT);
   w->fd = -1;
-  luaL_setmetatable(L, WRITER_MT);
   int nret, fd = open_regular(L, path, O_WRONLY | O_APPEND | O_CREAT, mode, &nret);
   if (fd < 0) return nret;
   if (fchmod(fd, mode)) {
     int e = errno;
     close(fd);
-    return fail_code(L, "cannot set the mode of", path, e);
+    return csms_fail_errno(L, "cannot set the mode of", path, e);
   }
   w->fd = fd;
   return 1; /* the writer, on top */
@@ -369,7 +322,7 @@ static int writer_write(lua_State *L) {
   writer_t *w = open_writer(L);
   size_t n;
   const char *data = luaL_checklstring(L, 2, &n);
-  if (write_all(w->fd, data, n)) return fail_code(L, "cannot write", "the journal", errno);
+  if (write_all(w->fd, data, n)) return csms_fail_errno(L, "cannot write", "the journal", errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -377,7 +330,7 @@ static int writer_write(lua_State *L) {
 /* writer:sync() -> true | nil, message, code: what was written is on the disk. */
 static int writer_sync(lua_State *L) {
   writer_t *w = open_writer(L);
-  if (fsync(w->fd)) return fail_code(L, "cannot sync", "the journal", errno);
+  if (fsync(w->fd)) return csms_fail_errno(L, "cannot sync", "the journal", errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -387,7 +340,7 @@ static int writer_close(lua_State *L) {
   writer_t *w = luaL_checkudata(L, 1, WRITER_MT);
   int fd = w->fd;
   w->fd = -1;
-  if (fd >= 0 && close(fd)) return fail_code(L, "cannot close", "the journal", errno);
+  if (fd >= 0 && close(fd)) return csms_fail_errno(L, "cannot close", "the journal", errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -410,19 +363,18 @@ static int lock_release(lua_State *L) {
   return 0;
 }
 
-/* core.lock(path [, shared]) -> lock | nil, message, code
+/* core.fs.lock(path [, shared]) -> lock | nil, message, code
  * An exclusive (or shared) flock(2) on path, taken without waiting; the file is created 0600
  * if missing, never through a symbolic link, and must be a regular file. code "busy": another
- * open file description holds it in a conflicting mode (another process, or another core.lock
+ * open file description holds it in a conflicting mode (another process, or another core.fs.lock
  * of the same file in this one). A shared lock of a file this process cannot create or write
  * (a read-only set) uses an existing one read-only. The kernel drops it when the process
  * ends, even by kill -9. */
 static int l_lock(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int shared = lua_toboolean(L, 2);
-  int *fd = lua_newuserdata(L, sizeof *fd);
+  int *fd = csms_new_object(L, sizeof *fd, LOCK_MT);
   *fd = -1;
-  luaL_setmetatable(L, LOCK_MT);
   int nret;
   *fd = open_regular(L, path, O_RDWR | O_CREAT, 0600, &nret);
   if (*fd < 0 && shared && nret == 3 && strcmp(lua_tostring(L, -1), "denied") == 0) {
@@ -437,7 +389,7 @@ static int l_lock(lua_State *L) {
     int e = errno;
     close(*fd);
     *fd = -1;
-    return fail_code(L, "cannot lock", path, e);
+    return csms_fail_errno(L, "cannot lock", path, e);
   }
   return 1; /* the lock, on top */
 }
@@ -450,22 +402,14 @@ static int lock_tostring(lua_State *L) {
 
 void csms_open_fs(lua_State *L) {
   static const luaL_Reg lock_methods[] = {{"unlock", lock_release}, {NULL, NULL}};
-  csms_new_class(L, LOCK_MT, lock_methods, lock_release, lock_tostring);
   static const luaL_Reg writer_methods[] = {
       {"write", writer_write}, {"sync", writer_sync}, {"close", writer_close}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"write_atomic", l_write_atomic}, {"write_new", l_write_new}, {"syncfs", l_syncfs},
+      {"mkdir", l_mkdir},               {"list_dir", l_list_dir},   {"lstat", l_lstat},
+      {"euid", l_euid},                 {"read_file", l_read_file}, {"open_append", l_open_append},
+      {"lock", l_lock},                 {NULL, NULL}};
+  csms_new_class(L, LOCK_MT, lock_methods, lock_release, lock_tostring);
   csms_new_class(L, WRITER_MT, writer_methods, writer_close, writer_tostring);
-  static const luaL_Reg funcs[] = {{"write_atomic", l_write_atomic},
-                                   {"write_new", l_write_new},
-                                   {"syncfs", l_syncfs},
-                                   {"mkdir", l_mkdir},
-                                   {"file_mode", l_file_mode},
-                                   {"isatty", l_isatty},
-                                   {"list_dir", l_list_dir},
-                                   {"lock", l_lock},
-                                   {"read_file", l_read_file},
-                                   {"lstat", l_lstat},
-                                   {"euid", l_euid},
-                                   {"open_append", l_open_append},
-                                   {NULL, NULL}};
-  luaL_setfuncs(L, funcs, 0);
+  luaL_newlib(L, funcs);
 }
