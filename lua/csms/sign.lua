@@ -49,10 +49,10 @@ function M.sign(req, creds, opts)
     signer, err = new_signer(creds)
     if not signer then return invalid(err) end
   end
-  local headers
-  headers, err = core.signer.sign_request(signer, req, opts ~= nil and unsigned_set(opts) or nil)
+  local headers, code
+  headers, err, code = core.signer.sign_request(signer, req, opts ~= nil and unsigned_set(opts) or nil)
   if headers then return headers end
-  if headers == false then errors.raise("csms: " .. err) end
+  if code == "misuse" then errors.raise("csms: " .. err) end
   return invalid(err)
 end
 
@@ -60,9 +60,9 @@ end
 -- in a 401 message.
 function M.canonical_request(req, opts)
   local signer = core.signer.new("AK", "SK")
-  local headers, canonical = core.signer.sign_request(signer, req, unsigned_set(opts), true)
+  local headers, canonical, code = core.signer.sign_request(signer, req, unsigned_set(opts), true)
   core.signer.wipe(signer)
-  if headers == false then errors.raise("csms: " .. canonical) end -- canonical holds the message
+  if code == "misuse" then errors.raise("csms: " .. canonical) end -- canonical holds the message
   if not headers then return invalid(canonical) end
   return canonical
 end
