@@ -1,0 +1,191 @@
+-- examples/ as a new user runs them: from a fresh copy of the checkout (the files git would
+-- clone: tracked and not ignored, so no logs/ nor build/ a test run left) inside a 0700
+-- directory, like a clone under /root, with build/*/csms/core.so as `bash .ci/build` makes it.
+-- Each command line is read from where the example documents it, and run as written.
+local emulator = require "spec.support.emulator"
+
+local ROOT = emulator.root
+local q = emulator.shell_quote
+local run = emulator.run -- ok, output
+
+local function read(path) return assert(emulator.read_all(path), "cannot read " .. path) end
+
+local function write(path, s)
+  local f = assert(io.open(path, "w"))
+  f:write(s)
+  f:close()
+end
+
+local function sleep(s) os.execute("sleep " .. s) end
+
+-- <private 0700 dir>/lua-csms: what a clone holds, plus the built C modules.
+local function fresh_copy()
+  local private = emulator.tmpdir()
+  local dir = private .. "/lua-csms"
+  assert(run("chmod 0700 " .. q(private) .. " && mkdir " .. q(dir)))
+  assert(run(("cd %s && git ls-files -z -c -o --exclude-standard | tar --null -T - -cf - | tar -xf - -C %s")
+    :format(q(ROOT), q(dir))))
+  for _, abi in ipairs { "lua54", "luajit" } do
+    assert(run(("mkdir -p %s/build/%s/csms && cp %s/build/%s/csms/core.so %s/build/%s/csms/")
+      :format(q(dir), abi, q(ROOT), abi, q(dir), abi)))
+  end
+  return private, dir
+end
+
+-- `env NAME=value ...` for a shell command line.
+local function env_prefix(env)
+  local parts = { "env" }
+  for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. q(v) end
+  table.sort(parts, function(a, b) return a == "env" or (b ~= "env" and a < b) end)
+  return table.concat(parts, " ")
+end
+
+-- The fenced block of a markdown file that contains `needle`, as lines.
+local function doc_block(file, needle)
+  local text = read(ROOT .. "/" .. file)
+  for body in text:gmatch("```%w*\n(.-)```") do
+    if body:find(needle, 1, true) then
+      local lines = {}
+      for line in body:gmatch("([^\n]*)\n") do lines[#lines + 1] = line:match("^%s*(.-)%s*$") end
+      return lines
+    end
+  end
+  error(file .. " has no block with " .. needle)
+end
+
+describe("examples/", function()
+  local e, private, copy
+  setup(function()
+    e = emulator.start {}
+    private, copy = fresh_copy()
+  end)
+  teardown(function()
+    if e then e:stop() end
+    if private then run("rm -rf " .. q(private)) end
+  end)
+  before_each(function() e:reset() end)
+
+  it("a fresh copy lacks what only test runs make (logs/), and others cannot enter it", function()
+    assert.is_nil(emulator.read_all(copy .. "/examples/nginx/logs/error.log"))
+    assert.is_false((run("test -d " .. q(copy .. "/examples/nginx/logs"))))
+    assert.are.equal("700", select(2, run("stat -c %a " .. q(private))):match("^(%d+)"))
+  end)
+
+  describe("examples/nginx, started as docs/openresty.md says", function()
+    -- docs/openresty.md: `CSMS_REGION=cn-north-4 examples/nginx/run  # or CSMS_ENDPOINT=...`,
+    -- `curl 'http://127.0.0.1:8081/backup?name=db-password'`, `examples/nginx/run -s stop`.
+    local lines = doc_block("docs/openresty.md", "examples/nginx/run")
+    local start, stop, url
+    for _, line in ipairs(lines) do
+      local cmd = line:gsub("%s*#.*$", ""):gsub("^[%u_]+=%S+%s+", "")
+      if cmd:match("^examples/nginx/run") then
+        if cmd:find("-s stop", 1, true) then stop = cmd else start = cmd end
+        if not cmd:find("-s stop", 1, true) then
+          assert(line:find("CSMS_ENDPOINT=", 1, true), "the start line names CSMS_ENDPOINT as the alternative")
+        end
+      end
+      url = url or line:match("^curl '(http://127%.0%.0%.1:8081/backup%?name=[%w_-]+)'$")
+    end
+    assert(start and stop and url, "docs/openresty.md: start, curl and stop lines")
+
+    local port, sets, master
+    local function example_env(extra)
+      local env = {
+        HUAWEICLOUD_SDK_AK = e.ak, HUAWEICLOUD_SDK_SK = e.sk, HUAWEICLOUD_SDK_PROJECT_ID = e.project_id,
+      }
+      for k, v in pairs(extra) do env[k] = v end
+      return env_prefix(env)
+    end
+    local function start_example(extra)
+      -- the one change to the copy: a free port instead of 8081, which another run may hold
+      local conf = copy .. "/examples/nginx/nginx.conf"
+      local text, n = read(conf):gsub("listen 127%.0%.0%.1:%d+;", "listen 127.0.0.1:" .. port .. ";")
+      assert.are.equal(1, n)
+      write(conf, text)
+      local ok, out = run(("cd %s && %s %s"):format(q(copy), example_env(extra), start))
+      assert(ok, out)
+      master = tonumber(read(copy .. "/examples/nginx/logs/nginx.pid"):match("%d+"))
+    end
+    local function get(u)
+      local ok, out = run(("curl -sS -m 60 %s"):format(q(u:gsub(":8081/", ":" .. port .. "/"))))
+      assert(ok, out)
+      return (out:gsub("exit=0\n$", ""))
+    end
+    before_each(function()
+      e:create_secret("db-password", { "hunter2" })
+      master = nil
+      port = emulator.free_port()
+      sets = emulator.tmpdir()
+      assert(run("chmod 0777 " .. q(sets)))
+    end)
+    after_each(function()
+      if not master then return run("rm -rf " .. q(sets)) end -- it did not start
+      local ok, out = run(("cd %s && %s"):format(q(copy), stop))
+      for _ = 1, 50 do
+        if not master or not run("kill -0 " .. master) then break end
+        sleep(0.1)
+      end
+      run("rm -rf " .. q(sets))
+      assert(ok, out)
+      assert.is_false((run("kill -0 " .. master)), "the documented stop command stops nginx")
+    end)
+
+    it("serves /backup from workers that cannot read the checkout, and runs the project timer", function()
+      start_example { CSMS_ENDPOINT = e.endpoint, BACKUP_MINUTES = "0.02", BACKUP_ROOT = sets }
+      local out = get(url)
+      assert.matches("^backed up db%-password: %d+ bytes %(request %x+%)\n$", out)
+      -- started as root, the worker is nobody, who cannot enter the 0700 directory
+      local user = select(2, run("ps -o user= --ppid " .. master)):match("%S+")
+      if select(2, run("id -u")):match("^0") then
+        assert.are.equal("nobody", user)
+        assert.is_false((run("runuser -u nobody -- test -r " .. q(copy .. "/lua/csms/init.lua"))))
+      end
+      local written
+      for _ = 1, 100 do
+        written = run("ls " .. q(sets) .. "/*/manifest.json")
+        if written then break end
+        sleep(0.1)
+      end
+      assert.is_true(written, "the timer wrote a backup set")
+      assert.is_true(e:stats().requests.list > 0)
+      local log = read(copy .. "/examples/nginx/logs/error.log")
+      assert.is_nil(log:find("[error]", 1, true), log)
+    end)
+
+    it("resolves the endpoint's name with the resolver examples/nginx/run wrote from /etc/resolv.conf", function()
+      -- a name that never resolves (RFC 2606): the resolver answers, it is not missing
+      start_example { CSMS_ENDPOINT = "http://csms-emulator.invalid:" .. e.port }
+      local conf = read(copy .. "/examples/nginx/logs/resolver.conf")
+      for ns in read("/etc/resolv.conf"):gmatch("\nnameserver%s+(%S+)") do
+        assert.truthy(conf:find(ns, 1, true), conf)
+      end
+      local out = get(url)
+      assert.is_nil(out:find("no resolver defined", 1, true), out)
+      assert.matches("csms%-emulator%.invalid could not be resolved", out)
+    end)
+  end)
+
+  it("examples/demo.lua, run as its header says, ends with every secret restored identical", function()
+    local line
+    for l in io.lines(ROOT .. "/examples/demo.lua") do
+      line = line or l:match("^%-%-%s+(LUA_PATH=.* examples/demo%.lua DIR)$")
+    end
+    assert(line, "examples/demo.lua: the command line in its header")
+    if rawget(_G, "jit") then -- the header's LuaJIT variant
+      line = line:gsub("build/lua54", "build/luajit"):gsub("lua5%.4 ", "luajit ")
+    end
+    local dir = emulator.tmpdir()
+    finally(function() run("rm -rf " .. q(dir)) end)
+    local ok, out = run(("cd %s && %s %s"):format(q(copy), env_prefix {
+      CSMS_ENDPOINT = e.endpoint, HUAWEICLOUD_SDK_AK = e.ak, HUAWEICLOUD_SDK_SK = e.sk,
+      HUAWEICLOUD_SDK_PROJECT_ID = e.project_id,
+    }, (line:gsub(" DIR$", " " .. q(dir .. "/set")))))
+    assert(ok, out)
+    -- the README's promise about the demo's last line
+    local promised = read(ROOT .. "/README.md"):match("ends with `(done: [^`]+)`")
+    assert(promised, "README.md: the demo's last line")
+    promised = promised:gsub("%s+", " ")
+    assert.matches("\n" .. promised:gsub("%p", "%%%0") .. "\nexit=0", out)
+    assert.are.equal(3, #e:dump()) -- the demo's three, restored
+  end)
+end)
