@@ -96,20 +96,25 @@ describe("examples/", function()
       for k, v in pairs(extra) do env[k] = v end
       return env_prefix(env)
     end
-    local function start_example(extra)
+    -- as_user: run the command as that user, with the PATH Debian gives users (no /usr/sbin).
+    local function start_example(extra, as_user)
       -- the one change to the copy: a free port instead of 8081, which another run may hold
       local conf = copy .. "/examples/nginx/nginx.conf"
       local text, n = read(conf):gsub("listen 127%.0%.0%.1:%d+;", "listen 127.0.0.1:" .. port .. ";")
       assert.are.equal(1, n)
       write(conf, text)
-      local ok, out = run(("cd %s && %s %s"):format(q(copy), example_env(extra), start))
+      local user = as_user and "runuser -u " .. as_user .. " -- " or ""
+      if as_user then extra.PATH = "/usr/local/bin:/usr/bin:/bin" end
+      local ok, out = run(("cd %s && %s%s %s"):format(q(copy), user, example_env(extra), start))
       assert(ok, out)
       master = tonumber(read(copy .. "/examples/nginx/logs/nginx.pid"):match("%d+"))
     end
+    -- body, status
     local function get(u)
-      local ok, out = run(("curl -sS -m 60 %s"):format(q(u:gsub(":8081/", ":" .. port .. "/"))))
+      local ok, out = run(("curl -sS -m 60 -w '\n%%{http_code}' %s"):format(q(u:gsub(":8081/", ":" .. port .. "/"))))
       assert(ok, out)
-      return (out:gsub("exit=0\n$", ""))
+      local body, status = out:match("^(.-)\n(%d+)exit=0\n$")
+      return body, tonumber(status)
     end
     before_each(function()
       e:create_secret("db-password", { "hunter2" })
@@ -132,8 +137,9 @@ describe("examples/", function()
 
     it("serves /backup from workers that cannot read the checkout, and runs the project timer", function()
       start_example { CSMS_ENDPOINT = e.endpoint, BACKUP_MINUTES = "0.02", BACKUP_ROOT = sets }
-      local out = get(url)
+      local out, status = get(url)
       assert.matches("^backed up db%-password: %d+ bytes %(request %x+%)\n$", out)
+      assert.are.equal(200, status)
       -- started as root, the worker is nobody, who cannot enter the 0700 directory
       local user = select(2, run("ps -o user= --ppid " .. master)):match("%S+")
       if select(2, run("id -u")):match("^0") then
@@ -150,6 +156,26 @@ describe("examples/", function()
       assert.is_true(e:stats().requests.list > 0)
       local log = read(copy .. "/examples/nginx/logs/error.log")
       assert.is_nil(log:find("[error]", 1, true), log)
+    end)
+
+    it("answers a configuration problem with its message (here: no endpoint, no region)", function()
+      start_example {}
+      local out, status = get(url)
+      assert.are.equal(500, status)
+      assert.matches("^csms.*no endpoint: pass region", out)
+    end)
+
+    it("starts for a user who is not root, whose PATH lacks /usr/sbin, from that user's private copy", function()
+      local user = select(2, run("id -un")):match("%S+")
+      if user == "root" then -- the same copy, now nobody's: 0700 and theirs
+        user = "nobody"
+        assert(run(("chown -R nobody %s && chmod 0700 %s"):format(q(private), q(private))))
+        finally(function() run(("chown -R 0 %s"):format(q(private))) end)
+      end
+      start_example({ CSMS_ENDPOINT = e.endpoint }, user)
+      local out, status = get(url)
+      assert.are.equal(200, status, out)
+      assert.matches("^backed up db%-password:", out)
     end)
 
     it("resolves the endpoint's name with the resolver examples/nginx/run wrote from /etc/resolv.conf", function()

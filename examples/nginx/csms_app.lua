@@ -5,13 +5,16 @@ local batch = require "csms.batch"
 local M = {}
 local client
 
--- One client per worker, made on first use: nothing happens at require time.
+-- One client per worker, made on first use: nothing happens at require time. A configuration
+-- problem (no credentials, no endpoint) is nil, err, said in the answer and the log.
 local function get_client()
   if not client then
-    client = assert(csms.new {
+    local err
+    client, err = csms.new {
       endpoint = os.getenv("CSMS_ENDPOINT"), region = os.getenv("CSMS_REGION"),
       timeout = 10,
-    })
+    }
+    if not client then return nil, err end
   end
   return client
 end
@@ -23,7 +26,14 @@ function M.backup()
     ngx.status = 400
     return ngx.say("usage: /backup?name=<secret name>")
   end
-  local res, err = get_client():backup(name)
+  local c, err = get_client()
+  if not c then
+    ngx.log(ngx.ERR, tostring(err))
+    ngx.status = 500
+    return ngx.say(tostring(err))
+  end
+  local res
+  res, err = c:backup(name)
   if not res then
     ngx.log(ngx.ERR, tostring(err)) -- never holds a credential or a blob
     ngx.status = err.kind == "invalid_argument" and 400 or 502
@@ -35,7 +45,9 @@ end
 local function backup_project(premature)
   if premature then return end
   local dir = (os.getenv("BACKUP_ROOT") or "/var/backups/csms") .. "/" .. os.date("!%Y-%m-%dT%H%M%SZ")
-  local report, err = batch.backup(get_client(), { dir = dir, concurrency = 8 })
+  local c, err = get_client()
+  local report
+  if c then report, err = batch.backup(c, { dir = dir, concurrency = 8 }) end
   if not report then
     ngx.log(ngx.ERR, "project backup failed: ", tostring(err))
   else
