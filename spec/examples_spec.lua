@@ -25,6 +25,7 @@ local function fresh_copy()
   assert(run("chmod 0700 " .. q(private) .. " && mkdir " .. q(dir)))
   assert(run(("cd %s && git ls-files -z -c -o --exclude-standard | tar --null -T - -cf - | tar -xf - -C %s")
     :format(q(ROOT), q(dir))))
+  assert(emulator.read_all(dir .. "/README.md"), "the copy is empty: is " .. ROOT .. " a git checkout?")
   for _, abi in ipairs { "lua54", "luajit" } do
     assert(run(("mkdir -p %s/build/%s/csms && cp %s/build/%s/csms/core.so %s/build/%s/csms/")
       :format(q(dir), abi, q(ROOT), abi, q(dir), abi)))
@@ -182,7 +183,7 @@ describe("examples/", function()
       -- a name that never resolves (RFC 2606): the resolver answers, it is not missing
       start_example { CSMS_ENDPOINT = "http://csms-emulator.invalid:" .. e.port }
       local conf = read(copy .. "/examples/nginx/logs/resolver.conf")
-      for ns in read("/etc/resolv.conf"):gmatch("\nnameserver%s+(%S+)") do
+      for ns in ("\n" .. read("/etc/resolv.conf")):gmatch("\nnameserver%s+(%S+)") do
         assert.truthy(conf:find(ns, 1, true), conf)
       end
       local out = get(url)
