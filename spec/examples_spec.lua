@@ -159,6 +159,25 @@ describe("examples/", function()
       assert.is_nil(log:find("[error]", 1, true), log)
     end)
 
+    it("loads, in the master, every module of the library (workers may not read the checkout)", function()
+      -- what init_by_lua's `require "csms_app"` leaves in package.loaded, against lua/csms/
+      local p = io.popen(("cd %s && find lua/csms -name '*.lua' ! -path 'lua/csms/emulator/*' | sort")
+        :format(q(ROOT)))
+      local want = {}
+      for f in p:lines() do
+        want[#want + 1] = f:gsub("^lua/", ""):gsub("/init%.lua$", ""):gsub("%.lua$", ""):gsub("/", ".")
+      end
+      p:close()
+      local ok, out = run(("cd %s && MODULES=%s LUA_PATH='lua/?.lua;lua/?/init.lua;examples/nginx/?.lua;;' "
+        .. "LUA_CPATH='build/luajit/?.so;;' luajit -e %s"):format(q(copy), q(table.concat(want, " ")), q([[
+        require "csms_app"
+        for m in os.getenv("MODULES"):gmatch("%S+") do
+          if not package.loaded[m] then print("not loaded: " .. m) end
+        end]])))
+      assert(ok and #want > 5, out)
+      assert.are.equal("exit=0\n", out)
+    end)
+
     it("answers a configuration problem with its message (here: no endpoint, no region)", function()
       start_example {}
       local out, status = get(url)
