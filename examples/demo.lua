@@ -5,7 +5,8 @@
 -- From the checkout, after `bash .ci/build`, with CSMS_ENDPOINT, HUAWEICLOUD_SDK_AK, _SK and
 -- _PROJECT_ID in the environment (bin/csms-emulator prints them):
 --   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/lua54/?.so;;' lua5.4 examples/demo.lua DIR
--- (LuaJIT: build/luajit and luajit; with the rock installed, no LUA_PATH or LUA_CPATH.)
+-- (Another Lua: its build directory and interpreter, e.g. build/luajit and luajit; with the rock
+-- installed, no LUA_PATH or LUA_CPATH.)
 local csms = require "csms"
 local batch = require "csms.batch"
 

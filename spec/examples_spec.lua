@@ -3,6 +3,7 @@
 -- directory, like a clone under /root, with build/*/csms/core.so as `bash .ci/build` makes it.
 -- Each command line is read from where the example documents it, and run as written.
 local emulator = require "spec.support.emulator"
+local interpreter = require "spec.support.interpreter"
 
 local ROOT = emulator.root
 local q = emulator.shell_quote
@@ -26,7 +27,7 @@ local function fresh_copy()
   assert(run(("cd %s && git ls-files -z -c -o --exclude-standard | tar --null -T - -cf - | tar -xf - -C %s")
     :format(q(ROOT), q(dir))))
   assert(emulator.read_all(dir .. "/README.md"), "the copy is empty: is " .. ROOT .. " a git checkout?")
-  for _, abi in ipairs { "lua54", "luajit" } do
+  for _, abi in ipairs { interpreter.build, "luajit" } do -- this spec's, and nginx's
     assert(run(("mkdir -p %s/build/%s/csms && cp %s/build/%s/csms/core.so %s/build/%s/csms/")
       :format(q(dir), abi, q(ROOT), abi, q(dir), abi)))
   end
@@ -217,9 +218,8 @@ describe("examples/", function()
       line = line or l:match("^%-%-%s+(LUA_PATH=.* examples/demo%.lua DIR)$")
     end
     assert(line, "examples/demo.lua: the command line in its header")
-    if rawget(_G, "jit") then -- the header's LuaJIT variant
-      line = line:gsub("build/lua54", "build/luajit"):gsub("lua5%.4 ", "luajit ")
-    end
+    -- the header's "another Lua": its build directory and its interpreter
+    line = line:gsub("build/lua54", "build/" .. interpreter.build):gsub("lua5%.4 ", interpreter.command .. " ")
     local dir = emulator.tmpdir()
     finally(function() run("rm -rf " .. q(dir)) end)
     local ok, out = run(("cd %s && %s %s"):format(q(copy), env_prefix {

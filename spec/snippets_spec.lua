@@ -18,8 +18,9 @@ local config = require "csms.config"
 
 local ROOT = emulator.root
 local q = emulator.shell_quote
-local LUA = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
-local BUILD = ROOT .. "/build/" .. (rawget(_G, "jit") and "luajit" or LUA:gsub("[^%w]", ""))
+local interpreter = require "spec.support.interpreter"
+local LUA = interpreter.command
+local BUILD = ROOT .. "/build/" .. interpreter.build
 
 local CODE = { lua = true, sh = true, nginx = true }
 local SHOWN = { text = true, ini = true, json = true }
