@@ -196,7 +196,8 @@ describe("documentation snippets", function()
         PATH = os.getenv("PATH"), HOME = home,
         LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;",
         LUA_CPATH = BUILD .. "/?.so;;",
-        HUAWEICLOUD_SDK_AK = e.ak, HUAWEICLOUD_SDK_SK = e.sk, HUAWEICLOUD_SDK_PROJECT_ID = e.project_id,
+        HUAWEICLOUD_SDK_AK = e.ak, HUAWEICLOUD_SDK_SK = e.sk,
+        HUAWEICLOUD_SDK_IAM_ENDPOINT = e.endpoint, -- the project id from the emulator's IAM stand-in
         HUAWEICLOUD_SDK_ECS_METADATA = "off",
       }
       for region in pairs(config.regions) do

@@ -5,7 +5,8 @@ local batch = require "csms.batch"
 -- init_by_lua requires this file in the master, before it forks: the modules csms loads only
 -- when a call needs them are loaded now too, since the workers (nobody, when nginx starts as
 -- root) may not read a private checkout. spec/examples_spec.lua checks this list is complete.
-for _, m in ipairs { "csms.cosocket" } do
+for _, m in ipairs { "csms.cosocket", "csms.credentials.env", "csms.credentials.profile",
+  "csms.credentials.oidc", "csms.credentials.container", "csms.credentials.metadata" } do
   require(m)
 end
 
