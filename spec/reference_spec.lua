@@ -92,9 +92,22 @@ local function prefix_of(module)
   return module == "csms" and "csms" or module:match("([%w_]+)$")
 end
 
+-- The public modules by that short name: { csms = require "csms", batch = ..., errors = ... }.
+local PUBLIC = {}
+for m, row in pairs(MODULES) do
+  if row:find("| public") then PUBLIC[prefix_of(m)] = require(m) end
+end
+
 -- ---------------------------------------------------------------- the LuaLS definitions
 
-local META = { read("types/csms.lua"), read("types/csms-batch.lua") }
+local META_FILES = {}
+do
+  local p = assert(io.popen("ls types/*.lua"))
+  for path in p:lines() do META_FILES[#META_FILES + 1] = path end
+  p:close()
+end
+local META = {}
+for i, path in ipairs(META_FILES) do META[i] = read(path) end
 
 -- function csms.new( / function Client:backup( -> "csms.new", "Client:backup"
 local function meta_functions()
@@ -175,7 +188,8 @@ end
 -- Every identifier in the sources, the reference and types/: the candidates for option names.
 local function words()
   local out = {}
-  local texts = { REF, META[1], META[2] }
+  local texts = { REF }
+  for _, t in ipairs(META) do texts[#texts + 1] = t end
   for _, path in ipairs(SOURCES) do texts[#texts + 1] = TEXT[path] end
   for _, t in ipairs(texts) do
     for w in t:gmatch("[%a_][%w_]*") do out[w] = true end
@@ -356,9 +370,8 @@ describe("the reference (docs/reference.md, types/)", function()
       if k then assert.is_not_nil(rawget(client, k), n .. " is listed as internal but is gone") end
       local m, f = n:match("^([%w_]+)%.([%w_]+)$")
       if m and m ~= "client" then
-        local mod = m == "csms" and csms or m == "batch" and batch or m == "errors" and errors
-        assert.is_not_nil(mod, n .. ": which module?")
-        assert.is_not_nil(mod[f], n .. " is listed as internal but is gone")
+        assert.is_not_nil(PUBLIC[m], n .. ": which public module?")
+        assert.is_not_nil(PUBLIC[m][f], n .. " is listed as internal but is gone")
       end
     end
     client:close()
@@ -370,9 +383,7 @@ describe("the reference (docs/reference.md, types/)", function()
       local owner, sep, k = n:match("^([%w_]+)([.:])([%w_]+)$")
       if owner and not INTERNAL[n] then
         local fn
-        if owner == "csms" then fn = type(csms[k]) == "function" and "csms." .. k
-        elseif owner == "batch" then fn = type(batch[k]) == "function" and "batch." .. k
-        elseif owner == "errors" then fn = type(errors[k]) == "function" and "errors." .. k
+        if PUBLIC[owner] and sep == "." then fn = type(PUBLIC[owner][k]) == "function" and n
         elseif owner == "client" and sep == ":" then fn = "Client:" .. k
         elseif owner == "limiter" then fn = "Limiter:" .. k
         elseif owner == "transport" then fn = "Transport:" .. k
@@ -526,10 +537,13 @@ describe("the reference (docs/reference.md, types/)", function()
   end)
 
   it("has types/ files that are valid Lua, LuaLS meta files named for their modules", function()
-    for _, f in ipairs { { "types/csms.lua", "csms" }, { "types/csms-batch.lua", "csms.batch" } } do
-      local text = read(f[1])
-      assert.equal("---@meta " .. f[2], text:match("^[^\n]+"))
-      assert.truthy(loadfile(f[1]))
+    assert.truthy(#META_FILES >= 2)
+    for i, path in ipairs(META_FILES) do
+      -- types/csms-batch.lua is "---@meta csms.batch", and so on
+      local module = path:match("^types/(.-)%.lua$"):gsub("%-", ".")
+      assert.equal("---@meta " .. module, META[i]:match("^[^\n]+"))
+      assert.truthy(MODULES[module] and MODULES[module]:find("| public"), module .. " is a public module")
+      assert.truthy(loadfile(path))
     end
   end)
 end)
