@@ -207,6 +207,15 @@ local errors = {}
 ---@return boolean
 function errors.is_error(v) end
 
+---The same function as csms.assert.
+---@generic T
+---@param v? T
+---@param err? any
+---@param ... any
+---@return T
+---@return any ...
+function errors.assert(v, err, ...) end
+
 ---@class csms
 ---@field _VERSION string
 ---@field USER_AGENT string
@@ -243,6 +252,16 @@ function csms.sign(req, creds, opts) end
 ---@return string? canonical
 ---@return csms.Error? err
 function csms.canonical_request(req, opts) end
+
+---assert for csms calls: returns its arguments when v is true, else raises tostring(err)
+---(a string, at the caller's line).
+---@generic T
+---@param v? T
+---@param err? any
+---@param ... any
+---@return T
+---@return any ...
+function csms.assert(v, err, ...) end
 
 ---@param name string
 ---@return true? ok
