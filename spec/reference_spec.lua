@@ -377,6 +377,19 @@ describe("the reference (docs/reference.md, types/)", function()
     client:close()
   end)
 
+  it("names the metamethods of clients and errors", function()
+    local n = 0
+    for _, mt in ipairs { csms.Client, getmetatable(errors.new("io", "x")) } do
+      for k in pairs(mt) do
+        if k:find("^__") and k ~= "__index" then
+          assert(REF:find("`" .. k .. "`", 1, true), k .. " is not in docs/reference.md")
+          n = n + 1
+        end
+      end
+    end
+    assert.truthy(n >= 4)
+  end)
+
   it("has every public function in types/, and nothing there that the reference has not", function()
     local want = {}
     for n in pairs(DOCUMENTED) do
