@@ -269,7 +269,7 @@ local function produced_kinds()
     for _, a in ipairs(first_args(text, "fail(")) do literals(a, out) end
     for expr in text:gmatch("[^%w_]kind%s*=%s*([^\n,}]+)") do literals(expr, out) end
     for expr in text:gmatch("return nil, ([^\n]-), [^\n]+") do literals(expr, out) end
-    for expr in text:gmatch("return ([^\n]-), msg") do literals(expr, out) end
+    for expr in text:gmatch("return ([^\n(]-), msg") do literals(expr, out) end
   end
   local found = false
   local p = assert(io.popen("ls src/*.c"))
