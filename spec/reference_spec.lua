@@ -418,6 +418,7 @@ describe("the reference (docs/reference.md, types/)", function()
         elseif owner == "client" and sep == ":" then fn = "Client:" .. k
         elseif owner == "limiter" then fn = "Limiter:" .. k
         elseif owner == "transport" then fn = "Transport:" .. k
+        elseif owner == "provider" and sep == ":" then fn = "Provider:" .. k
         end
         if fn then want[fn] = true end
       end
