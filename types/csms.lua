@@ -34,16 +34,21 @@
 ---@field budget_spent? boolean not retried: the retry budget was empty
 ---@field not_sent? boolean batch: not sent, the service failed everything since the budget ran out
 ---@field unsafe? boolean batch: the directory is writable by others
+---@field field? string config: the setting at fault
+---@field absent? boolean config: nothing configured in that source
+---@field region? string config: the region of a failed project id lookup
 ---@field code? string batch: the class of a failed journal open or write
 
 ---Options of csms.new (and of the one-shots).
 ---@class csms.Options
+---@field credentials? csms.credentials.Provider where the keys come from (default: the SDKs' chain)
 ---@field ak? string access key (with sk)
 ---@field sk? string secret key
 ---@field security_token? string temporary keys' token
 ---@field auth_token? string an IAM token instead of AK/SK signing
 ---@field metadata? boolean|string false never, true always, or a URL of the ECS metadata service
----@field project_id? string 1-64 of [A-Za-z0-9_-]
+---@field project_id? string 1-64 of [A-Za-z0-9_-]; else looked up in IAM for region
+---@field iam_endpoint? string IAM endpoint for the project id lookup and OIDC
 ---@field region? string e.g. "cn-north-4"
 ---@field endpoint? string http(s)://host[:port], wins over region
 ---@field timeout? number seconds per attempt (default 30)
@@ -150,9 +155,9 @@ function Limiter:status() end
 ---A CSMS client (csms.new).
 ---@class csms.Client
 ---@field endpoint string
----@field project_id string
+---@field project_id? string nil until resolved when it comes from IAM or ECS metadata
 ---@field region? string
----@field auth "aksk"|"token"|"ecs-metadata"
+---@field auth string "aksk", "token", "oidc", "container", "ecs-metadata", a provider's name or "custom"
 ---@field retries integer
 ---@field backoff_base number
 ---@field backoff_max number
@@ -188,6 +193,11 @@ function Client:list_secrets(opts) end
 ---@return string|csms.Error|nil request_id_or_err
 function Client:request(method, path, body) end
 
+---Fetches the credentials and finds the project id now.
+---@return string? project_id
+---@return csms.Error? err
+function Client:resolve() end
+
 ---Frees connections, wipes the signer; idempotent.
 function Client:close() end
 
@@ -220,6 +230,7 @@ function errors.assert(v, err, ...) end
 ---@field _VERSION string
 ---@field USER_AGENT string
 ---@field errors csms.errors
+---@field credentials csms.credentials
 ---@field Client csms.Client the clients' metatable
 local csms = {}
 
