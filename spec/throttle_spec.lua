@@ -12,27 +12,92 @@ local function fake_clock()
   return t, function() return t.now end
 end
 
+-- A client on the fake clock against a gateway: sends as soon as the limiter lets it (at most
+-- `demand` per second), each answered at once; admit(now) says whether the gateway lets a send
+-- through. Returns the throttles and the times of the limiter's cuts.
+local function simulate(l, t, admit, items, demand)
+  local throttles, cuts, done, last_cut = 0, {}, 0, l.last_cut
+  while done < items do
+    t.now = t.now + math.max(l:acquire(), 1 / demand)
+    l:sent()
+    if admit(t.now) then
+      l:success()
+      done = done + 1
+    else
+      l:throttle(t.now, nil)
+      throttles = throttles + 1
+    end
+    if l.last_cut ~= last_cut then last_cut = l.last_cut; cuts[#cuts + 1] = t.now end
+  end
+  return throttles, cuts
+end
+
+local function fixed_window(limit)
+  local second, n = nil, 0
+  return function(now)
+    local s = math.floor(now)
+    if s ~= second then second, n = s, 0 end
+    if n >= limit then return false end
+    n = n + 1
+    return true
+  end
+end
+
 describe("csms.ratelimit", function()
-  it("is off until the first throttle, then paces every send", function()
+  it("is off until the first throttle, then paces every send just under what got through", function()
     local t, clock = fake_clock()
     local l = ratelimit.new { clock = clock }
     for _ = 1, 50 do assert.equal(0, l:acquire()); l:sent() end -- 50 sends at once: no limit yet
     assert.is_nil(l:status().rate)
-    l:throttle(t.now, nil)
+    -- 10 of them throttled
+    for _ = 1, 10 do l:throttle(t.now, nil) end
     local r = l:status().rate
-    -- at most 0.7 of the send rate (50 sends in the client's first quarter second: 200/s)
-    assert.is_true(r > 0 and r <= 0.7 * 200 + 1e-9, tostring(r))
-    -- every later send waits its turn: after a burst of a quarter second's worth, one per 1/rate
+    assert.near(ratelimit.SETTLE * 49, r, 1e-9) -- measured at the first 429: the rest count as let through
+    -- every later send waits its turn, one interval apart, no burst: at most ceil(rate) in any
+    -- second, whatever a window's alignment
     local waits = {}
     for i = 1, 40 do waits[i] = l:acquire() end
-    for i = 2, 40 do assert.is_true(waits[i] >= waits[i - 1]) end
-    assert.is_true(waits[40] > 0)
-    assert.near(1 / r, waits[40] - waits[39], 1e-9)
-    -- the first turn one interval after the throttle, less the burst allowance
-    assert.near(40 / r, waits[40] + (math.max(1, r / 4) - 1) / r, 1e-6)
+    for i = 2, 40 do assert.near(1 / r, waits[i] - waits[i - 1], 1e-9) end
+    assert.is_true(waits[1] > 0, "the throttle holds the next turn back")
   end)
 
-  it("cuts once per congestion event, grows back along CUBIC, never under 0.5/s", function()
+  it("slow start: a few requests in flight at first, one more per answer, no cap once throttled", function()
+    local t, clock = fake_clock()
+    local l = ratelimit.new { clock = clock }
+    assert.equal(ratelimit.INITIAL_WINDOW, l:max_inflight())
+    -- a round trip answers all in flight: the window doubles
+    for round = 1, 3 do
+      local w = l:max_inflight()
+      for _ = 1, w do l:sent(); l:success() end
+      assert.equal(ratelimit.INITIAL_WINDOW * 2 ^ round, l:max_inflight())
+    end
+    l:throttle(t.now, nil)
+    assert.equal(math.huge, l:max_inflight())
+    assert.equal(math.huge, ratelimit.new { clock = clock, rate_limit = 5 }:max_inflight(),
+      "a fixed rate_limit paces from the start: no slow start")
+    assert.equal(math.huge, ratelimit.new { clock = clock, adaptive = false }:max_inflight())
+  end)
+
+  it("settles under a fixed window's limit, and its probes above it thin out", function()
+    local t, clock = fake_clock()
+    local l = ratelimit.new { clock = clock }
+    local start = t.now
+    local throttles, cuts = simulate(l, t, fixed_window(20), 4000, 1000)
+    -- 4,000 items at 20/s: 200 s at best
+    assert.is_true(t.now - start < 200 / 0.9, ("%.1f s for 200 s of work"):format(t.now - start))
+    assert.is_true(throttles < 0.02 * 4000, throttles .. " throttles")
+    assert.is_true(l.rate <= 20 and l.rate >= 0.9 * 20, tostring(l.rate))
+    assert.equal(20, l.ceiling)
+    -- each probe that meets the same ceiling waits twice as long as the last before the next
+    assert.is_true(#cuts >= 8, #cuts .. " cuts")
+    for i = #cuts - 4, #cuts do
+      local gap, before = cuts[i] - cuts[i - 1], cuts[i - 1] - cuts[i - 2]
+      assert.is_true(gap >= 1.5 * before or gap >= ratelimit.PROBE_AFTER_MAX,
+        ("probes at %.1f, %.1f, %.1f s"):format(cuts[i - 2] - start, cuts[i - 1] - start, cuts[i] - start))
+    end
+  end)
+
+  it("one cut per congestion event; a first second's ceiling is probed soon and found higher", function()
     local t, clock = fake_clock()
     local l = ratelimit.new { clock = clock }
     for _ = 1, 20 do l:acquire(); l:sent() end
@@ -40,29 +105,29 @@ describe("csms.ratelimit", function()
     t.now = t.now + 0.01
     l:throttle(sent, nil)
     local r1 = l.rate
+    assert.near(ratelimit.SETTLE * 19, r1, 1e-9)
     -- twenty answers to requests sent before the cut: one event
     for _ = 1, 20 do l:throttle(sent, nil) end
     assert.equal(r1, l.rate)
     assert.equal(21, l:status().throttled)
-    -- nor does one sent after it within the second (a spent fixed window refuses them all)
-    t.now = t.now + 0.5
-    l:throttle(t.now, nil)
-    assert.equal(r1, l.rate)
-    -- a throttle of a request sent after the cut, a second on, cuts again
-    t.now = t.now + 0.5
-    l:throttle(t.now, nil)
-    assert.is_true(l.rate < r1)
-    for _ = 1, 30 do t.now = t.now + 1; l:throttle(t.now, nil) end
+    -- a gateway that lets 60/s through: the probe (soon after a first second's measure, fast)
+    -- climbs to it and settles under it
+    local throttles = simulate(l, t, fixed_window(60), 1200, 1000)
+    assert.is_true(l.rate > 0.9 * 60 and l.rate <= 60, tostring(l.rate))
+    assert.is_true(throttles < 60, throttles .. " throttles")
+    -- and never under 0.5/s
+    for _ = 1, 30 do t.now = t.now + 1; l:sent(); l:throttle(t.now, nil) end
     assert.equal(ratelimit.MIN_RATE, l.rate)
-    -- successes: the rate grows back (while the client sends enough to use it)
-    local low = l.rate
-    for _ = 1, 100 do
-      t.now = t.now + 0.05
-      l:sent(); l:sent()
-      l:success()
-    end
-    assert.is_true(l.rate > low)
-    assert.is_true(l.rate <= 2 * l:send_rate() + 1e-9, "capped at twice the measured send rate")
+  end)
+
+  it("a Retry-After makes probes rare: each costs the whole client a pause", function()
+    local t, clock = fake_clock()
+    local l = ratelimit.new { clock = clock }
+    for _ = 1, 30 do t.now = t.now + 0.04; l:sent(); l:success() end
+    t.now = t.now + 0.6
+    for _ = 1, 5 do l:sent(); l:throttle(t.now, 1) end
+    assert.is_true(l.probe_at - t.now >= ratelimit.PROBE_AFTER_RA, tostring(l.probe_at - t.now))
+    assert.near(1, l:acquire(), 1e-9)
   end)
 
   it("holds every send back for a Retry-After", function()

@@ -1,13 +1,28 @@
 -- csms.ratelimit: what every request of one client shares about the service's limits.
 --
--- Limiter: a token bucket every send takes a token from. It is off until the first throttling
--- answer (429), unless rate_limit fixes a rate from the start. Its fill rate then follows the
--- AWS SDKs' adaptive mode (CUBIC): on a throttle remember the rate as w_max and cut it to 0.7 of
--- it; on success grow along 0.4 * (t - K)^3 + w_max, K = cbrt(0.3 * w_max / 0.4); never above
--- twice the measured send rate, never below 0.5/s, never above rate_limit. Unlike botocore, the
--- throttles of requests sent before the last cut do not cut again: the burst that met the limit
--- is one event, not twenty, and a cut waits a second after the last (gateways count per second).
--- A Retry-After pauses every send of the client.
+-- Limiter. Before the first throttling answer (429) nothing is paced, but the requests in flight
+-- start at a few and grow by one per answer (doubling per round trip, as TCP's slow start), so
+-- a run of 64 in flight does not send 64 blind requests at a limit it does not know yet. From
+-- the first 429 (or from the start, when rate_limit fixes a rate) every send takes a turn from a
+-- token bucket whose rate adapts (the AWS SDKs' adaptive mode is the prior art), in the way a
+-- gateway's limit calls for: it is fixed per account and counted per second, so
+--   * a throttle measures the ceiling: the answers the gateway let through in the second before
+--     it (a fixed or sliding window admits `limit` in any second it throttles; a token bucket,
+--     once its burst is spent, `rate`). The rate goes straight to just under it (0.95), not to
+--     0.7 of the send rate as in CUBIC: a rate cut relative to an overshoot that can be 10x the
+--     limit takes many seconds of 429s to come down;
+--   * the rate then stays there, and only after a while probes above it (growing
+--     geometrically, fast while the ceiling is unconfirmed, slowly once confirmed), to find a
+--     ceiling that was measured low (a bucket's burst spent over a fraction of a second) or has
+--     been raised. Each probe that meets the same ceiling doubles the wait before the next:
+--     every probe costs a few 429s, and a Retry-After's whole pause each;
+--   * one throttle event per second: the throttles of requests sent before the last cut, or
+--     within a second of it, do not cut again (a spent fixed window refuses everything until the
+--     next second, whatever the rate);
+--   * a Retry-After pauses every send of the client, and only that: the pause is the gateway's
+--     clock, not a measure of the ceiling.
+-- Never above rate_limit; never below 0.5/s; no growth above twice the measured send rate (a
+-- client held back by its concurrency does not earn a rate it never uses).
 --
 -- Budget: the AWS SDKs' standard-mode retry quota: 500 tokens, an error retry costs 5 (a timeout
 -- 10), every success gives 1 back; a retry that finds too few is not made. Throttles cost nothing.
@@ -17,30 +32,62 @@
 local M = {}
 
 M.MIN_RATE = 0.5
-local BETA, SCALE = 0.7, 0.4
-local SLOT, SLOTS = 0.1, 10  -- the send rate is measured over the last second in 0.1 s slots
-local SHARE_EVERY = 0.5      -- seconds between reads of a shared dict
+M.SETTLE = 0.95          -- the rate settles at this share of the measured ceiling
+M.INITIAL_WINDOW = 4     -- requests in flight before the first answer (slow start)
+M.PROBE_SOON = 0.5      -- seconds at the settled rate before probing a first second's ceiling
+M.PROBE_AFTER = 2        -- ... a ceiling measured once; doubling each time it is met again,
+M.PROBE_AFTER_MAX = 64   -- up to this
+M.PROBE_AFTER_RA = 20    -- ... at least this many times a Retry-After pause (a probe's cost)
+M.GROWTH = { 3, 1.25 }   -- the probe's growth per second: from a first second's ceiling, others
+M.SAME = 0.1             -- a ceiling within 10% of the last is the same ceiling
+local SLOT, SLOTS = 0.01, 300 -- sends and throttles are counted over the last 3 s in 10 ms slots
+local SHARE_EVERY = 0.5       -- seconds between reads of a shared dict
 
 local Limiter = {}
 Limiter.__index = Limiter
 
+-- Counts of events in 10 ms slots, over the last SLOTS of them.
+local function counter() return { n = {}, slot = {} } end
+
+local function count(c, t)
+  local slot = math.floor(t / SLOT)
+  local i = slot % SLOTS
+  if c.slot[i] ~= slot then c.slot[i], c.n[i] = slot, 0 end
+  c.n[i] = c.n[i] + 1
+end
+
+-- The events of the second ending at t (its slot included).
+local function second_to(c, t)
+  local last, sum = math.floor(t / SLOT), 0
+  for slot = last - math.floor(1 / SLOT) + 1, last do
+    local i = slot % SLOTS
+    if c.slot[i] == slot then sum = sum + c.n[i] end
+  end
+  return sum
+end
+
 -- opts: clock (function), rate_limit (req/s or nil), adaptive (default true),
 -- dict (an ngx.shared dict or nil), key (the dict key).
 --
--- The bucket is kept as a virtual schedule (GCRA): tat is the time the next send is due at the
--- current rate; a send may go up to `burst` seconds early. acquire() hands out turns in order,
--- so every caller knows at once how long it waits (csms.scheduler keeps them in a queue).
+-- The bucket is kept as a virtual schedule (GCRA) without burst: tat is the time the next send
+-- is due at the current rate. acquire() hands out turns in order, so every caller knows at once
+-- how long it waits (csms.scheduler keeps them in a queue). Sends one interval apart put at
+-- most ceil(rate) in any second, whatever a window's alignment: a burst would not.
 function M.new(opts)
   local self = setmetatable({
     clock = opts.clock, fixed = opts.rate_limit, adaptive = opts.adaptive ~= false,
     dict = opts.dict, key = opts.key,
-    enabled = false, rate = nil, burst = 0, tat = -math.huge,
-    paused_until = -math.huge, reset_at = -math.huge, w_max = 0, k = 0, last_cut = -math.huge,
-    throttled = 0, in_a_row = 0, sends = 0, slots = {}, slot_of = {}, synced_at = -math.huge,
+    enabled = false, rate = nil, tat = -math.huge, inflight = 0,
+    paused_until = -math.huge, reset_at = -math.huge, ceiling = nil, confirmed = 0,
+    last_cut = -math.huge, probe_at = math.huge, ra_seen = 0,
+    throttled = 0, in_a_row = 0, sends = 0, sent_c = counter(), throttled_c = counter(),
+    synced_at = -math.huge,
   }, Limiter)
   if self.fixed then
     self.enabled = true
     self:set_rate(self.fixed)
+  elseif self.adaptive then
+    self.window = M.INITIAL_WINDOW
   end
   return self
 end
@@ -49,9 +96,6 @@ function Limiter:set_rate(r)
   r = math.max(M.MIN_RATE, r)
   if self.fixed then r = math.min(r, self.fixed) end
   self.rate = r
-  -- A burst of a quarter second's worth (at least one send): a sliding-window gateway then sees
-  -- at most 1.25 s worth of sends in any second.
-  self.burst = (math.max(1, r / 4) - 1) / r
 end
 
 -- Sends the caller has already been given a turn for are forgotten: the queue starts again
@@ -61,39 +105,27 @@ function Limiter:reset(now)
   self.tat = math.max(now, self.paused_until)
 end
 
-local function record(self, now)
-  local slot = math.floor(now / SLOT)
-  local s, i = self.slot_of, slot % SLOTS
-  if s[i] ~= slot then s[i], self.slots[i] = slot, 0 end
-  self.slots[i] = self.slots[i] + 1
-  self.sends = self.sends + 1
-  self.first_send = self.first_send or now
+-- The sends of the last second: the "current send rate" (per second).
+function Limiter:send_rate(now)
+  return second_to(self.sent_c, now or self.clock())
 end
 
--- The sends of the last second (0.1 s slots), per second: the "current send rate". In the
--- client's first second, over the time since its first send (at least a quarter second), so
--- the burst that meets a limit first is measured at its real rate.
-function Limiter:send_rate(now)
-  now = now or self.clock()
-  local slot = math.floor(now / SLOT)
-  local s, sum = self.slot_of, 0
-  for i = 0, SLOTS - 1 do
-    if s[i] and s[i] > slot - SLOTS then sum = sum + self.slots[i] end
-  end
-  local span = SLOT * SLOTS
-  if self.first_send then span = math.min(span, math.max(0.25, now - self.first_send)) end
-  return sum / span
+-- Requests the scheduler may have in flight now (slow start until the first throttle).
+function Limiter:max_inflight()
+  return self.window or math.huge
 end
 
 -- ---------------------------------------------------------------- sharing across nginx workers
--- The dict holds "enabled rate w_max k last_cut paused_until" under key; a worker adopts a state
--- newer than its own (a later cut, a later pause) and writes its own after each change.
+-- The dict holds "enabled rate ceiling confirmed last_cut paused_until" under key; a worker
+-- adopts a state newer than its own (a later cut, a later pause) and writes its own after each
+-- change.
+
+local function num(v) return v == -math.huge and -1 or v == math.huge and -1 or v end
 
 function Limiter:share(now)
   if not self.dict then return end
-  self.dict:set(self.key, ("%d %.6f %.6f %.6f %.6f %.6f"):format(self.enabled and 1 or 0,
-    self.rate or 0, self.w_max, self.k, self.last_cut == -math.huge and -1 or self.last_cut,
-    self.paused_until == -math.huge and -1 or self.paused_until))
+  self.dict:set(self.key, ("%d %.6f %.6f %d %.6f %.6f"):format(self.enabled and 1 or 0,
+    self.rate or 0, self.ceiling or 0, self.confirmed, num(self.last_cut), num(self.paused_until)))
   self.synced_at = now
 end
 
@@ -102,20 +134,23 @@ function Limiter:sync(now)
   self.synced_at = now
   local v = self.dict:get(self.key)
   if type(v) ~= "string" then return end
-  local en, rate, w_max, k, cut, pause = v:match("^(%d) (%S+) (%S+) (%S+) (%S+) (%S+)$")
+  local en, rate, ceiling, confirmed, cut, pause = v:match("^(%d) (%S+) (%S+) (%d+) (%S+) (%S+)$")
   if not en then return end
-  rate, w_max, k, cut, pause = tonumber(rate), tonumber(w_max), tonumber(k), tonumber(cut), tonumber(pause)
+  rate, ceiling, cut, pause = tonumber(rate), tonumber(ceiling), tonumber(cut), tonumber(pause)
   local newer = false
   if pause and pause > self.paused_until then self.paused_until, newer = pause, true end
-  if en == "1" and self.adaptive and cut and cut > self.last_cut then
-    self.enabled, self.w_max, self.k, self.last_cut = true, w_max, k, cut
+  if en == "1" and self.adaptive and cut and cut > self.last_cut and ceiling and ceiling > 0 then
+    self.enabled, self.window, self.ceiling, self.confirmed = true, nil, ceiling, tonumber(confirmed)
+    self.last_cut, self.above_at = cut, nil
+    self.probe_at = cut + self:probe_wait()
+    self.probe_t = self.probe_at
     self:set_rate(rate)
     newer = true
   end
   if newer then self:reset(now) end
 end
 
--- ---------------------------------------------------------------- the three events
+-- ---------------------------------------------------------------- the events
 
 -- Before a send: the caller's turn. Returns the seconds to wait before sending (0: now). A
 -- caller that waits sends when its turn comes, unless reset_at passes the time it asked (a
@@ -125,15 +160,24 @@ function Limiter:acquire(now)
   self:sync(now)
   local at = math.max(now, self.paused_until)
   if self.enabled then
-    at = math.max(at, self.tat - self.burst)
-    self.tat = math.max(self.tat, at) + 1 / self.rate
+    at = math.max(at, self.tat)
+    self.tat = at + 1 / self.rate
   end
   return at - now
 end
 
 -- A request going out now: counted in the measured send rate.
 function Limiter:sent(now)
-  record(self, now or self.clock())
+  now = now or self.clock()
+  count(self.sent_c, now)
+  self.first_send = self.first_send or now
+  self.sends = self.sends + 1
+end
+
+-- Seconds at the settled rate before probing above it.
+function Limiter:probe_wait()
+  local wait = self.provisional and M.PROBE_SOON or M.PROBE_AFTER * 2 ^ self.confirmed
+  return math.max(math.min(wait, M.PROBE_AFTER_MAX), M.PROBE_AFTER_RA * self.ra_seen)
 end
 
 -- A throttling answer to a request sent at sent_at; retry_after: the seconds the gateway asked
@@ -141,22 +185,33 @@ end
 function Limiter:throttle(sent_at, retry_after, now)
   now = now or self.clock()
   self.throttled = self.throttled + 1
+  count(self.throttled_c, sent_at)
+  self.window = nil -- slow start is over: the limit is found
+  local ra = retry_after and retry_after > 0 and retry_after or nil
   local changed = false
-  if retry_after and retry_after > 0 and now + retry_after > self.paused_until then
-    self.paused_until = now + retry_after
-    changed = true
+  if ra then
+    self.ra_seen = math.max(self.ra_seen, ra)
+    if now + ra > self.paused_until then
+      self.paused_until = now + ra
+      changed = true
+    end
   end
-  -- One cut per event: not for requests sent before the last cut, and not twice within a second
-  -- (a fixed window, once spent, refuses everything until the next second, whatever the rate).
-  if self.adaptive and sent_at >= self.last_cut and now - self.last_cut >= 1 then
-    local measured = self:send_rate(now)
-    local r = self.enabled and math.min(measured, self.rate) or measured
-    r = math.max(r, M.MIN_RATE)
-    self.w_max = r
-    self.k = (r * (1 - BETA) / SCALE) ^ (1 / 3)
-    self.last_cut = now
-    self.enabled = true
-    self:set_rate(r * BETA)
+  local probing = now >= self.probe_at
+  if self.adaptive and sent_at >= self.last_cut and (probing or now - self.last_cut >= 1) then
+    -- What the gateway let through in the last second: at least its limit, once the client
+    -- has sent for a second (a window that refuses is full; a bucket that refuses is empty,
+    -- so it let through its rate plus what it held a second ago). The least of these is the
+    -- ceiling; in the client's first second it may be less (a bucket's burst spent in a
+    -- fraction of it): the probe soon after finds out.
+    local seen = math.max(M.MIN_RATE, second_to(self.sent_c, sent_at) - second_to(self.throttled_c, sent_at))
+    local c = self.ceiling
+    self.confirmed = c and not self.provisional and seen >= (1 - M.SAME) * c and self.confirmed + 1 or 0
+    if c and not self.provisional then seen = math.min(seen, c) end
+    self.provisional = sent_at - self.first_send < 1
+    self.ceiling, self.last_cut, self.enabled, self.above_at = seen, now, true, nil
+    self.probe_at = now + self:probe_wait()
+    self.probe_t = self.probe_at
+    self:set_rate(M.SETTLE * seen)
     changed = true
   end
   if changed then
@@ -166,7 +221,7 @@ function Limiter:throttle(sent_at, retry_after, now)
   -- Throttles in a row without a Retry-After: each holds the next turn back twice as long as
   -- the last (from one interval up to a second), so a spent window is not asked again and again.
   self.in_a_row = self.in_a_row + 1
-  if self.enabled and not (retry_after and retry_after > 0) then
+  if self.enabled and not ra then
     local hold = math.min(1, 2 ^ (self.in_a_row - 1) / self.rate)
     if now + hold > self.tat then
       self:reset(now)
@@ -177,13 +232,26 @@ end
 
 -- An answer that was not a throttle (any status: the gateway let it through).
 function Limiter:success(now)
-  self.in_a_row = 0
-  if not (self.enabled and self.adaptive and self.last_cut > -math.huge) then return end
   now = now or self.clock()
-  local r = SCALE * (now - self.last_cut - self.k) ^ 3 + self.w_max
-  -- Growth stops at twice what the client really sends (it may be held back by its
-  -- concurrency, not the rate): never a cut, which only a throttle makes.
-  self:set_rate(math.min(r, math.max(self.rate, 2 * self:send_rate(now))))
+  self.in_a_row = 0
+  if self.window then self.window = self.window + 1 end
+  if not (self.enabled and self.adaptive and self.ceiling) or now < self.probe_at then return end
+  -- Probing: above the settled rate, geometrically; no faster than twice what the client
+  -- really sends (it may be held back by its concurrency, not the rate): never a cut, which
+  -- only a throttle makes.
+  local g = M.GROWTH[self.provisional and 1 or 2]
+  local sending = self:send_rate(now)
+  self:set_rate(math.min(self.rate * g ^ (now - math.max(self.probe_t, self.probe_at)),
+    math.max(self.rate, 2 * sending)))
+  self.probe_t = now
+  -- Two seconds of sends above the ceiling and no throttle: it is higher (a window would
+  -- have refused some: every window of a second lies within two).
+  if sending > (1 + M.SAME) * self.ceiling then
+    self.above_at = self.above_at or now
+    if now - self.above_at >= 2 then self.ceiling, self.confirmed, self.above_at = sending, 0, nil end
+  else
+    self.above_at = nil
+  end
   -- Turns handed out at a much lower rate are handed out again at this one.
   if self.rate > 1.25 * (self.reset_rate or 0) then self:reset(now) end
 end

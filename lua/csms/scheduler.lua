@@ -19,11 +19,15 @@ local TICK = 0.1 -- the longest wait between tick() calls while work remains
 
 local function clock() return operation.clock() end
 
+local SLOW_START_WAIT = 0.005 -- a light thread's sleep while slow start holds it back
+
 -- Drives one operation to its end with blocking waits: request, then transport:sleep for the
--- limiter's turn and between attempts. Used for single calls, "serial" and "threads".
+-- limiter's turn and between attempts. Used for single calls, "serial" and "threads" (whose
+-- light threads share limiter.inflight, the requests of the client in flight).
 local function drive(client, op)
   local t, limiter = client.transport, client.limiter
   while true do
+    while limiter.inflight >= limiter:max_inflight() do t:sleep(SLOW_START_WAIT) end
     repeat -- the limiter's turn; again if a Retry-After paused the client meanwhile
       local asked = clock()
       local wait = limiter:acquire(asked)
@@ -31,7 +35,10 @@ local function drive(client, op)
     until wait == 0 or limiter.reset_at <= asked
     local req, err = op:request()
     if not req then return nil, err end
-    local what, v = op:outcome(t:request(req))
+    limiter.inflight = limiter.inflight + 1
+    local res, terr = t:request(req)
+    limiter.inflight = limiter.inflight - 1
+    local what, v = op:outcome(res, terr)
     if what == "done" then return v end
     if what == "failed" then return nil, v end
     if v > 0 then t:sleep(v) end
@@ -128,8 +135,9 @@ local function run_multi(client, items, concurrency, make_op, finish, tick)
       end
     end
     -- Each takes its turn from the limiter (it waits in `waiting` until then); one whose wait
-    -- a cut or a Retry-After began during asks again.
-    while count < concurrency and #ready > 0 do
+    -- a cut or a Retry-After began during asks again. Slow start may allow fewer in flight.
+    local cap = math.min(concurrency, limiter:max_inflight())
+    while count < cap and #ready > 0 do
       local r = table.remove(ready, 1)
       local wait = 0
       if not r.asked or limiter.reset_at > r.asked then
@@ -151,8 +159,16 @@ local function run_multi(client, items, concurrency, make_op, finish, tick)
     if count == 0 then
       if timeout > 0 then t:sleep(timeout) end
     else
-      if count >= concurrency then timeout = TICK end -- only a completion frees a slot
+      if count >= cap then timeout = TICK end -- only a completion frees a slot
+      -- Answers that came back together: the limiter hears the successes first, so that a 429
+      -- among them is measured against everything the gateway let through before it.
+      local answers, throttles = {}, {}
       for _, c in ipairs(t:poll(math.max(0.001, timeout))) do
+        local list = c.res and c.res.status == 429 and throttles or answers
+        list[#list + 1] = c
+      end
+      for _, c in ipairs(throttles) do answers[#answers + 1] = c end
+      for _, c in ipairs(answers) do
         local r = inflight[c.id]
         inflight[c.id] = nil
         count = count - 1
