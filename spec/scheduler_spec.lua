@@ -59,6 +59,20 @@ describe("csms.scheduler", function()
     assert.equal(5, t.max)
   end)
 
+  it("slow start on a \"multi\" transport: 4 in flight, then twice as many each round trip", function()
+    local t = multi()
+    local rounds = {}
+    local poll = t.poll
+    function t.poll(self, timeout)
+      local n = 0
+      for _ in pairs(self.inflight) do n = n + 1 end
+      rounds[#rounds + 1] = n
+      return poll(self, timeout)
+    end
+    assert.equal(40, #run(client(t), 40, 64))
+    assert.same({ 4, 8, 16, 12 }, rounds) -- 4 + 8 + 16 + the 12 left
+  end)
+
   it("runs a function transport one request at a time", function()
     local active, max = 0, 0
     local c = client(function()

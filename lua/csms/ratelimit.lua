@@ -6,16 +6,22 @@
 -- the first 429 (or from the start, when rate_limit fixes a rate) every send takes a turn from a
 -- token bucket whose rate adapts (the AWS SDKs' adaptive mode is the prior art), in the way a
 -- gateway's limit calls for: it is fixed per account and counted per second, so
---   * a throttle measures the ceiling: the answers the gateway let through in the second before
---     it (a fixed or sliding window admits `limit` in any second it throttles; a token bucket,
---     once its burst is spent, `rate`). The rate goes straight to just under it (0.95), not to
---     0.7 of the send rate as in CUBIC: a rate cut relative to an overshoot that can be 10x the
---     limit takes many seconds of 429s to come down;
---   * the rate then stays there, and only after a while probes above it (growing
---     geometrically, fast while the ceiling is unconfirmed, slowly once confirmed), to find a
---     ceiling that was measured low (a bucket's burst spent over a fraction of a second) or has
---     been raised. Each probe that meets the same ceiling doubles the wait before the next:
---     every probe costs a few 429s, and a Retry-After's whole pause each;
+--   * a throttle measures the ceiling: what the gateway let through in the second before the
+--     throttled request was sent (the sends of that second less their 429s, by send time, so
+--     answers still on their way count: a 429 comes back before the latency the answers it
+--     refused room for take). Once the client has sent for a second, that is at least the
+--     limit (a fixed or sliding window that refuses is full; a bucket that refuses is empty,
+--     so it let through its rate plus what it held a second before), and the least of these
+--     measures is kept. The rate goes straight to just under it (0.95), not to 0.7 of the send
+--     rate as in CUBIC: a cut relative to an overshoot that can be 10x the limit takes many
+--     seconds of 429s to come down;
+--   * the rate stays there, and only after a while probes above it, geometrically: soon and
+--     fast after a measure from the client's first second (a bucket's burst spent in a fraction
+--     of it measures low; a window's boundary inside it, high), later and slowly otherwise.
+--     Each probe that meets the same ceiling doubles the wait before the next (2 s up to 64 s):
+--     every probe costs a few 429s, and a Retry-After's whole pause each (so with one, at least
+--     20 pauses' worth between probes). Two seconds of sends above the ceiling without a 429
+--     raise it;
 --   * one throttle event per second: the throttles of requests sent before the last cut, or
 --     within a second of it, do not cut again (a spent fixed window refuses everything until the
 --     next second, whatever the rate);
