@@ -71,6 +71,11 @@ describe("csms.ratelimit", function()
       for _ = 1, w do l:sent(); l:success() end
       assert.equal(ratelimit.INITIAL_WINDOW * 2 ^ round, l:max_inflight())
     end
+    -- and doubles every SLOW_START_STEP since the first send, answers or not
+    local w = l:max_inflight()
+    t.now = t.now + 5 * ratelimit.SLOW_START_STEP
+    assert.equal(ratelimit.INITIAL_WINDOW * 32, l:max_inflight())
+    assert.is_true(l:max_inflight() > w)
     l:throttle(t.now, nil)
     assert.equal(math.huge, l:max_inflight())
     assert.equal(math.huge, ratelimit.new { clock = clock, rate_limit = 5 }:max_inflight(),

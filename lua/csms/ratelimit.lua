@@ -40,6 +40,7 @@ local M = {}
 M.MIN_RATE = 0.5
 M.SETTLE = 0.95          -- the rate settles at this share of the measured ceiling
 M.INITIAL_WINDOW = 4     -- requests in flight before the first answer (slow start)
+M.SLOW_START_STEP = 0.05 -- ... doubling at least this often (seconds)
 M.PROBE_SOON = 0.5      -- seconds at the settled rate before probing a first second's ceiling
 M.PROBE_AFTER = 2        -- ... a ceiling measured once; doubling each time it is met again,
 M.PROBE_AFTER_MAX = 64   -- up to this
@@ -116,9 +117,15 @@ function Limiter:send_rate(now)
   return second_to(self.sent_c, now or self.clock())
 end
 
--- Requests the scheduler may have in flight now (slow start until the first throttle).
-function Limiter:max_inflight()
-  return self.window or math.huge
+-- Requests the scheduler may have in flight now (slow start until the first throttle): the
+-- window grows by one per answer, and doubles every SLOW_START_STEP seconds since the first
+-- send whatever the answers, so a slow server (or one that holds requests until enough have
+-- come) does not keep a run at a few in flight.
+function Limiter:max_inflight(now)
+  if not self.window then return math.huge end
+  if not self.first_send then return self.window end
+  now = now or self.clock()
+  return math.max(self.window, M.INITIAL_WINDOW * 2 ^ math.floor((now - self.first_send) / M.SLOW_START_STEP))
 end
 
 -- ---------------------------------------------------------------- sharing across nginx workers

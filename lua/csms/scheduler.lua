@@ -27,7 +27,7 @@ local SLOW_START_WAIT = 0.005 -- a light thread's sleep while slow start holds i
 local function drive(client, op)
   local t, limiter = client.transport, client.limiter
   while true do
-    while limiter.inflight >= limiter:max_inflight() do t:sleep(SLOW_START_WAIT) end
+    while limiter.inflight >= limiter:max_inflight(clock()) do t:sleep(SLOW_START_WAIT) end
     repeat -- the limiter's turn; again if a Retry-After paused the client meanwhile
       local asked = clock()
       local wait = limiter:acquire(asked)
@@ -136,7 +136,7 @@ local function run_multi(client, items, concurrency, make_op, finish, tick)
     end
     -- Each takes its turn from the limiter (it waits in `waiting` until then); one whose wait
     -- a cut or a Retry-After began during asks again. Slow start may allow fewer in flight.
-    local cap = math.min(concurrency, limiter:max_inflight())
+    local cap = math.min(concurrency, limiter:max_inflight(now))
     while count < cap and #ready > 0 do
       local r = table.remove(ready, 1)
       local wait = 0
