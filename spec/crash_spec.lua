@@ -1,20 +1,21 @@
 -- Crash safety as a property test (issue 13): spec/support/crash_trials.lua kills backups with
 -- SIGKILL at random moments (fresh runs, resumes, re-runs over a complete set, re-runs with
 -- verify and restore running against the set) and checks after every trial that every set
--- verifies and restores. 32 trials here (CSMS_CRASH_TRIALS=N for another count);
--- `lua5.4 spec/support/crash_trials.lua 500` for more.
+-- verifies and restores. 32 trials here (CSMS_CRASH_TRIALS=N for another count: .ci/test runs
+-- 32 under Lua 5.4 and LuaJIT, fewer under the other Luas and ASan, whose runs of the same code
+-- add no coverage); `lua5.4 spec/support/crash_trials.lua 500` for more.
 local emulator = require "spec.support.emulator"
 local trials = require "spec.support.crash_trials"
 
 describe("backup sets under kill -9", function()
-  it("verify and restore after every one of 32 random kills", function()
+  it("verify and restore after every one of the random kills (32 unless CSMS_CRASH_TRIALS says)", function()
     local e = emulator.start {}
     local seed = os.time()
     local n = tonumber(os.getenv("CSMS_CRASH_TRIALS")) or 32
     local ok, res = pcall(trials.run, e, { trials = n, seed = seed })
     e:stop()
     assert(ok, res)
-    assert.is_true(res.sets_checked >= 32)
+    assert.is_true(res.sets_checked >= n)
     assert.is_true(res.midway >= res.trials / 2, "most kills land while a run is going on")
     assert.same({}, res.failures, "seed " .. seed)
   end)
