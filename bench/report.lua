@@ -98,30 +98,37 @@ local function rate(impl, way, req) local x = s(impl, way, req) return x and x.r
 local function node_rate(req) return rate("node", "node", req) end
 local function floor_rate(req) return rate("floor", "floor", req) end
 
-local function range(impls, way, against, target)
+local function range(impls, way, against, target, reqs)
   local lo, hi
   for _, impl in ipairs(impls) do
-    for _, req in ipairs(REQS) do
+    for _, req in ipairs(reqs or REQS) do
       local r = ratio(rate(impl, way, req), against(req))
       if r then lo, hi = math.min(lo or r, r), math.max(hi or r, r) end
     end
   end
   if not lo then return "-", "-" end
+  if not target then return ("%s to %s"):format(rx(lo), rx(hi)), "no target" end
   local met = lo >= target and "met" or (hi >= target and "partly (not every row)" or "missed")
   return ("%s to %s"):format(rx(lo), rx(hi)), met
 end
 
 emit("## Targets")
 emit()
-emit("| target | measured (Lua 5.4 and LuaJIT, both requests) | |")
+emit("| target | measured (Lua 5.4 and LuaJIT) | |")
 emit("|---|---|---|")
+-- The targets as restated by issue 12: 10x the official signer on the download request; the
+-- upload request reported without one (its Lua call costs about as much as hashing its body);
+-- the OpenSSL floor a regression guard at 0.4x on both.
 for _, w in ipairs { WAYS[1], WAYS[2] } do
-  local m, met = range({ "lua54", "luajit" }, w[1], node_rate, 10)
-  emit(("| signing, %s: at least 10x the official Node.js signer | %s | %s |"):format(w[2], m, met))
+  local m, met = range({ "lua54", "luajit" }, w[1], node_rate, 10, { "download" })
+  emit(("| signing, %s, download: at least 10x the official Node.js signer | %s | %s |"):format(w[2], m, met))
+  m, met = range({ "lua54", "luajit" }, w[1], node_rate, nil, { "upload" })
+  emit(("| signing, %s, upload: against the official Node.js signer (no target) | %s | %s |"):format(w[2], m, met))
 end
 for _, w in ipairs { WAYS[1], WAYS[2] } do
-  local m, met = range({ "lua54", "luajit" }, w[1], floor_rate, 0.5)
-  emit(("| signing, %s: at least 0.5x the OpenSSL floor | %s | %s |"):format(w[2], m, met))
+  local m, met = range({ "lua54", "luajit" }, w[1], floor_rate, 0.4)
+  emit(("| signing, %s: at least 0.4x the OpenSSL floor (regression guard, both requests) | %s | %s |")
+    :format(w[2], m, met))
 end
 do
   local node = rt.node and rt.node.rate
@@ -145,13 +152,13 @@ do
 end
 emit()
 -- Whether 10x the official signer is possible at all: a signature must at least hash.
-for _, req in ipairs(REQS) do
+for _, req in ipairs { "download" } do
   local need, floor = node_rate(req) and 10 * node_rate(req), floor_rate(req)
-  if need and floor and need > 0.5 * floor then
+  if need and floor and need > 0.4 * floor then
     emit(("For the %s request, 10x the official signer is %s signatures/s, %s the floor: %s"):format(
       req, num(need), rx(need / floor), need > floor
         and "faster than hashing alone allows, so no correct signer can meet it on this machine."
-        or "above the 0.5x-floor target, so meeting it needs more than that target asks."))
+        or "above the 0.4x-floor guard, so meeting it needs more than that guard asks."))
     emit()
   end
 end
