@@ -5,6 +5,7 @@ local errors = require "csms.errors"
 local oidc = require "csms.credentials.oidc"
 local static = require "csms.credentials.static"
 local temporary = require "csms.credentials.temporary"
+local deferred = require "csms.credentials.deferred"
 
 local M = {}
 
@@ -43,27 +44,8 @@ local function resolve(opts)
   return absent("the environment has no HUAWEICLOUD_SDK_AK/_SK nor HUAWEICLOUD_SDK_IDP_ID/_ID_TOKEN_FILE")
 end
 
-local Env = {}
-Env.__index = Env
-
-local function inner(self)
-  if not self.inner then
-    self.inner = resolve(self.opts)
-    self.name = self.inner.name == "static" and "env" or self.inner.name
-  end
-  return self.inner
-end
-
-function Env:credentials() return inner(self):credentials() end
-
-function Env:check()
-  local p = inner(self)
-  if p.check then return p:check() end
-  return true
-end
-
 function M.new(opts)
-  return setmetatable({ name = "env", opts = opts or {} }, Env)
+  return deferred("env", resolve, opts)
 end
 
 return M

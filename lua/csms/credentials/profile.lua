@@ -6,6 +6,7 @@ local errors = require "csms.errors"
 local oidc = require "csms.credentials.oidc"
 local static = require "csms.credentials.static"
 local temporary = require "csms.credentials.temporary"
+local deferred = require "csms.credentials.deferred"
 
 local M = {}
 
@@ -29,9 +30,6 @@ function M.read(getenv)
   end
   return path and config.read_profile(path) or {}, path
 end
-
-local Provider = {}
-Provider.__index = Provider
 
 local fixed = temporary.failing
 
@@ -61,26 +59,10 @@ local function resolve(opts)
     { field = "credentials", absent = true }))
 end
 
-local function inner(self)
-  if not self.inner then
-    self.inner = resolve(self.opts)
-    self.name = self.inner.name == "static" and "profile" or self.inner.name
-  end
-  return self.inner
-end
-
-function Provider:credentials() return inner(self):credentials() end
-
-function Provider:check()
-  local p = inner(self)
-  if p.check then return p:check() end
-  return true
-end
-
 -- opts: getenv, region, transport, clock, user_agent; profile (already read keys) with
 -- profile_path, to read the file once for the credentials and the other settings.
 function M.new(opts)
-  return setmetatable({ name = "profile", opts = opts or {} }, Provider)
+  return deferred("profile", resolve, opts)
 end
 
 return M
