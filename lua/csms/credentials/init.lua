@@ -48,17 +48,14 @@ Chain.__index = Chain
 
 -- The first provider with something configured serves from then on (its refreshes included);
 -- a provider that is configured but fails stops the search: its error is the answer.
--- Settings only, no I/O (the providers' own check where they have one): picks the source the
--- chain will use, or says why none can serve.
-function Chain:check()
-  if self.source then return self.source.check and self.source:check() or true end
+-- search: the first provider that answers ask(p) (a value, or nil, err) becomes the source.
+local function search(self, ask)
   local tried = {}
   for _, p in ipairs(self.providers) do
-    local ok, err = true, nil
-    if p.check then ok, err = p:check() end
-    if ok then
+    local v, err = ask(p)
+    if v then
       self.source, self.name = p, p.name
-      return true
+      return v
     end
     if not (errors.is_error(err) and err.absent) then return nil, err end
     tried[#tried + 1] = err.message
@@ -67,24 +64,23 @@ function Chain:check()
     { field = "credentials", absent = true })
 end
 
+-- Settings only, no I/O (the providers' own check where they have one): picks the source the
+-- chain will use, or says why none can serve.
+function Chain:check()
+  if self.source then return self.source.check and self.source:check() or true end
+  return search(self, function(p)
+    if p.check then return p:check() end
+    return true
+  end)
+end
+
 function Chain:credentials()
   if self.source then
     local c, err = self.source:credentials()
     if c then self.name = self.source.name end
     return c, err
   end
-  local tried = {}
-  for _, p in ipairs(self.providers) do
-    local c, err = p:credentials()
-    if c then
-      self.source, self.name = p, p.name
-      return c
-    end
-    if not (errors.is_error(err) and err.absent) then return nil, err end
-    tried[#tried + 1] = err.message
-  end
-  return nil, errors.new("config", self.none or ("no credentials (" .. table.concat(tried, "; ") .. ")"),
-    { field = "credentials", absent = true })
+  return search(self, function(p) return p:credentials() end)
 end
 
 function M.chain(providers, none_message)
