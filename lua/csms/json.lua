@@ -21,6 +21,15 @@ local M = {}
 M.null = cjson.null
 M.array_mt = { __name = "json.array" }
 
+--- A JSON array as cjson decodes it: a table with keys 1..n and nothing else ([] decodes to {}
+--- too). The library's checks of decoded answers and manifests use it.
+function M.is_list(t)
+  if type(t) ~= "table" then return false end
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n == #t
+end
+
 --- Marks t (default: a new table) as an array, so that it is written as [] even when empty.
 function M.array(t)
   return setmetatable(t or {}, M.array_mt)

@@ -10,6 +10,7 @@
 local core = require "csms.core"
 local cjson = require "cjson.safe"
 local csms = require "csms"
+local json = require "csms.json"
 
 local M = {}
 
@@ -25,14 +26,6 @@ end
 function M.valid_time(v) return whole(v, 2 ^ 53) end
 
 local function short_string(v) return type(v) == "string" and #v <= 256 end
-
--- A JSON array as cjson decodes it: keys 1..n and nothing else.
-local function is_list(t)
-  if type(t) ~= "table" then return false end
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n == #t
-end
 
 local function valid_entry(it)
   return type(it) == "table" and type(it.name) == "string" and csms.validate_name(it.name) == true
@@ -136,7 +129,7 @@ function M.decode(text, journal, read)
         m[h[1]] = v
       end
     end
-    if not is_list(doc.items) then return nil, M.MANIFEST .. "'s items is not a list" end
+    if not json.is_list(doc.items) then return nil, M.MANIFEST .. "'s items is not a list" end
     for _, it in ipairs(doc.items) do
       if not valid_entry(it) then return nil, M.MANIFEST .. " has a malformed item" end
       m.items[it.name] = entry_of(it)
