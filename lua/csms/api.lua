@@ -5,6 +5,7 @@
 local cjson = require "cjson.safe"
 local errors = require "csms.errors"
 local identity = require "csms.identity"
+local json = require "csms.json"
 local operation = require "csms.operation"
 local validate = require "csms.validate"
 
@@ -33,16 +34,8 @@ local function restore_result(doc, rid)
   return { secret = doc.secret, request_id = rid }
 end
 
--- A JSON array as cjson decodes it: keys 1..n and nothing else ([] decodes to {} too).
-local function is_list(t)
-  if type(t) ~= "table" then return false end
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n == #t
-end
-
 local function list_result(doc, rid)
-  if type(doc) ~= "table" or not is_list(doc.secrets) then
+  if type(doc) ~= "table" or not json.is_list(doc.secrets) then
     return bad_response("the answer has no secrets list")
   end
   return { secrets = doc.secrets, page_info = doc.page_info, request_id = rid }
