@@ -261,7 +261,10 @@ describe("csms emulator launcher", function()
       assert.matches("$CSMS_EMULATOR_" .. opt:sub(3):upper(), out, 1, true)
       assert.is_nil(out:find("Usage"))
     end
-    local SK, TOKEN = "SK-ENV-CANARY-51f0", "TOKEN-ENV-CANARY-2b7d"
+    -- Canaries unique to this run: another suite on the machine (whose shell command lines
+    -- name its own canaries) cannot make this check fail.
+    local tag = ("%x%x"):format(os.time(), math.random(0, 0xffffff))
+    local SK, TOKEN = "SK-ENV-CANARY-" .. tag, "TOKEN-ENV-CANARY-" .. tag
     local port = emulator.free_port()
     local ok, out = emulator.run("CSMS_EMULATOR_SK=" .. SK .. " CSMS_EMULATOR_TOKEN=" .. TOKEN .. " " ..
       q(emulator.launcher) .. " --background --port " .. port)
@@ -274,14 +277,14 @@ describe("csms emulator launcher", function()
     assert.is_nil(ps:find(SK, 1, true))
     assert.is_nil(ps:find(TOKEN, 1, true))
     -- and from files (the spec helper's way), the file's first line
-    local e = emulator.start{ sk = "SK-FILE-CANARY-9c3e", token = "TOKEN-FILE-CANARY-a41d" }
+    local e = emulator.start{ sk = "SK-FILE-CANARY-" .. tag, token = "TOKEN-FILE-CANARY-" .. tag }
     _, ps = emulator.run("ps -eo args")
     local st = e:request{ method = "GET", path = e:api("/secrets"), sign = "node" }
     local st2 = e:request{ method = "GET", path = e:api("/secrets"), sign = "token" }
     e:stop()
-    assert.are.same({ "SK-FILE-CANARY-9c3e", "TOKEN-FILE-CANARY-a41d" }, { e.sk, e.token })
+    assert.are.same({ "SK-FILE-CANARY-" .. tag, "TOKEN-FILE-CANARY-" .. tag }, { e.sk, e.token })
     assert.are.same({ 200, 200 }, { st, st2 })
-    assert.is_nil(ps:find("FILE-CANARY", 1, true))
+    assert.is_nil(ps:find("FILE-CANARY-" .. tag, 1, true))
     ok, out = emulator.run(q(emulator.launcher) .. " --sk-file /nonexistent/sk")
     assert.is_false(ok)
     assert.matches("cannot read --sk-file /nonexistent/sk", out, 1, true)
