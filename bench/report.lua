@@ -1,7 +1,7 @@
 -- Formats bench/run's raw lines as one markdown report (used by bench/run only).
 --
 --   lua5.4 bench/report.lua RAW BATCH_MD COMMAND
-local raw_path, batch_path, command, throttle_path = arg[1], arg[2], arg[3] or "bench/run", arg[4]
+local raw_path, batch_path, command, throttle_path, sim_path = arg[1], arg[2], arg[3] or "bench/run", arg[4], arg[5]
 
 local machine, sign, rt, cg, checks, elapsed = {}, {}, {}, {}, {}, nil
 for line in io.lines(raw_path) do
@@ -286,5 +286,6 @@ local function embed(path, heading)
 end
 embed(batch_path, "## Batch (`bench/batch.lua`, embedded as it printed)")
 embed(throttle_path, "## Throttling gateway (`bench/throttle.lua`, embedded as it printed)")
+embed(sim_path, "## Throttling gateway, the limiter alone (`bench/throttle_sim.lua`, embedded as it printed)")
 
 io.write((table.concat(out, "\n"):gsub("\n\n\n+", "\n\n")), "\n")

@@ -43,7 +43,7 @@ if arg[1] == "--cell" then
       burst = model == "bucket" and math.max(1, math.ceil(rps / 4)) or nil }
     e:config { latency_ms = 20, throttle = rule }
     if os.getenv("THROTTLE_TRACE") then -- the limiter's throttle events, on stderr
-      local l, throttle, t0 = c.limiter, c.limiter.throttle, core.time.monotonic()
+      local l, throttle, settle, t0 = c.limiter, c.limiter.throttle, c.limiter.settle, core.time.monotonic()
       l.throttle = function(self, sent_at, ra, now)
         local before = self.last_cut
         throttle(self, sent_at, ra, now)
@@ -51,6 +51,14 @@ if arg[1] == "--cell" then
           io.stderr:write(("%7.3f cut: ceiling %.1f (confirmed %d) rate %.1f, probe in %.1f s%s\n")
             :format(core.time.monotonic() - t0, self.ceiling, self.confirmed, self.rate,
               self.probe_at - self.last_cut, ra and ", Retry-After " .. ra or ""))
+        end
+      end
+      l.settle = function(self, now)
+        local before = self.ceiling
+        settle(self, now)
+        if self.ceiling ~= before then
+          io.stderr:write(("%7.3f measured again: ceiling %.1f rate %.1f\n")
+            :format(core.time.monotonic() - t0, self.ceiling, self.rate))
         end
       end
     end

@@ -164,6 +164,98 @@ describe("csms.ratelimit", function()
     end
   end)
 
+  -- The measures, case by case: each names what a broken limiter gets wrong.
+  local function burst(l, t, n, at) for _ = 1, n do l:sent(at or t.now) end end
+  local measures = {
+    { "counts a burst sent at one instant at the very edge of the measured second",
+      -- 16 sends at one instant 9.3 ms inside the second before the throttled send: counting in
+      -- 10 ms slots lost the whole burst (the measure was 24 for a gateway that let 40 through)
+      function(l, t)
+        burst(l, t, 16, t.now + 0.0073)
+        for i = 1, 24 do l:sent(t.now + 0.02 + i * 0.04) end
+        l:sent(t.now + 1.0)
+        t.now = t.now + 1.001
+        l:throttle(t.now - 0.001, nil)
+      end, 40 },
+    { "measures again once the 429s still on their way are in",
+      -- 50 sent together, 10 refused: the first 429 alone says 49 got through; 50 ms later the
+      -- ceiling is what really did (40)
+      function(l, t)
+        burst(l, t, 50)
+        local at = t.now
+        t.now = t.now + 0.001
+        l:throttle(at, nil)
+        for _ = 1, 9 do l:throttle(at, nil) end
+        t.now = t.now + ratelimit.REMEASURE_AFTER
+        l:acquire()
+      end, 40 },
+    { "keeps the least measure of every throttle after the first second, not only of the cuts",
+      -- a fixed window of 20 a second from 1003.0: 10 sent in the half second before it, 20 at
+      -- its start, then refusals. The cut's second spans the boundary (30); the refusals later
+      -- in the window measure less of the window before, the last none of it
+      function(l, t)
+        l:sent(1000)
+        for i = 0, 9 do l:sent(1002.5 + i * 0.05) end
+        for i = 0, 19 do l:sent(1003 + i * 0.02) end
+        for _, at in ipairs { 1003.4, 1003.6, 1003.8, 1003.97 } do
+          t.now = at
+          l:sent()
+          l:throttle(at, nil)
+          if at == 1003.4 then assert.equal(30, l.ceiling) end
+        end
+        t.now = t.now + ratelimit.REMEASURE_AFTER
+        l:acquire()
+      end, 20 },
+    { "takes a measure one request under the ceiling for noise (sent, not arrived, is counted)",
+      function(l, t)
+        l:sent(1000)
+        for i = 1, 41 do l:sent(1001 + i / 64) end
+        t.now = 1001 + 41 / 64
+        l:throttle(t.now, nil) -- the 41st refused: 40 through in the second before
+        assert.equal(40, l.ceiling)
+        for i = 1, 39 do l:sent(1001.75 + i / 64) end
+        t.now = 1002.625
+        l:sent()
+        l:throttle(t.now, nil) -- 39 through in the second before
+        t.now = t.now + ratelimit.REMEASURE_AFTER
+        l:acquire()
+      end, 40 },
+    { "with a Retry-After, a first second's measure is an upper bound (a probe costs a pause)",
+      function(l, t)
+        burst(l, t, 11)
+        t.now = t.now + 0.2
+        l:throttle(t.now - 0.2, 1) -- 10 of 11 through in the first second, Retry-After: 1
+        for i = 1, 30 do l:sent(t.now + i * 0.03) end
+        t.now = t.now + 1
+        l:throttle(t.now, 1) -- 30 in the second before: a window boundary inside it
+        t.now = t.now + ratelimit.REMEASURE_AFTER
+        l:acquire()
+      end, 10 },
+  }
+  for _, case in ipairs(measures) do
+    it("measure: " .. case[1], function()
+      local t, clock = fake_clock()
+      local l = ratelimit.new { clock = clock }
+      case[2](l, t)
+      assert.equal(case[3], l.ceiling)
+      assert.near(ratelimit.SETTLE * case[3], l.rate, 1e-9)
+    end)
+  end
+
+  it("a volley of 429s to requests sent together holds the next send back one interval, not a second", function()
+    local t, clock = fake_clock()
+    local l = ratelimit.new { clock = clock }
+    burst(l, t, 64)
+    t.now = t.now + 0.001
+    for _ = 1, 30 do l:throttle(t.now - 0.001, nil) end -- all sent before the first 429 came back
+    assert.near(1 / l.rate, l:acquire(), 1e-9)
+    -- a send after it, throttled again: that one is in a row
+    t.now = t.now + 1 / l.rate
+    l:sent()
+    l:throttle(t.now, nil)
+    assert.near(2 / l.rate, l:acquire(), 1e-9)
+  end)
+
   it("budget: retries cost 5 (timeouts 10), successes give 1 back; spent by failures alone it is dead", function()
     local b = ratelimit.budget()
     for _ = 1, 50 do b:failure(); assert.is_true(b:take(true)) end

@@ -7,24 +7,29 @@
 -- token bucket whose rate adapts (the AWS SDKs' adaptive mode is the prior art), in the way a
 -- gateway's limit calls for: it is fixed per account and counted per second, so
 --   * a throttle measures the ceiling: what the gateway let through in the second before the
---     throttled request was sent (the sends of that second less their 429s, by send time, so
---     answers still on their way count: a 429 comes back before the latency the answers it
---     refused room for take). Once the client has sent for a second, that is at least the
---     limit (a fixed or sliding window that refuses is full; a bucket that refuses is empty,
---     so it let through its rate plus what it held a second before), and the least of these
---     measures is kept. The rate goes straight to just under it (0.95), not to 0.7 of the send
---     rate as in CUBIC: a cut relative to an overshoot that can be 10x the limit takes many
---     seconds of 429s to come down;
+--     throttled request was sent (the sends of that second less their 429s, by send time and
+--     to the exact instant; taken REMEASURE_AFTER after the 429, once the 429s of requests
+--     sent before it, which may still be on their way, are in). Once the client has sent for a
+--     second, every such measure is at least the limit (a fixed or sliding window that refuses
+--     is full; a bucket that refuses is empty, so it let through its rate plus what it held a
+--     second before), and the least of them is the ceiling: a fixed window's boundary inside
+--     the measured second makes one high, the refusals after it in the same window measure
+--     less of the window before. The rate goes straight to just under it (0.95), not to 0.7 of
+--     the send rate as in CUBIC: a cut relative to an overshoot that can be 10x the limit takes
+--     many seconds of 429s to come down;
 --   * the rate stays there, and only after a while probes above it, geometrically: soon and
 --     fast after a measure from the client's first second (a bucket's burst spent in a fraction
---     of it measures low; a window's boundary inside it, high), later and slowly otherwise.
+--     of it measures low; a window's boundary inside it, high: the next measure replaces it),
+--     later and slowly otherwise; with a Retry-After the first second's measure is kept as any
+--     other (a probe costs a pause).
 --     Each probe that meets the same ceiling doubles the wait before the next (2 s up to 64 s):
 --     every probe costs a few 429s, and a Retry-After's whole pause each (so with one, at least
 --     20 pauses' worth between probes). Two seconds of sends above the ceiling without a 429
 --     raise it;
 --   * one throttle event per second: the throttles of requests sent before the last cut, or
 --     within a second of it, do not cut again (a spent fixed window refuses everything until the
---     next second, whatever the rate);
+--     next second, whatever the rate), though their measures may lower the ceiling; 429s to
+--     requests sent before the last 429 came back are one volley (one hold, not one each);
 --   * a Retry-After pauses every send of the client, and only that: the pause is the gateway's
 --     clock, not a measure of the ceiling.
 -- Never above rate_limit; never below 0.5/s; no growth above twice the measured send rate (a
@@ -40,37 +45,51 @@ local M = {}
 M.MIN_RATE = 0.5
 M.SETTLE = 0.95          -- the rate settles at this share of the measured ceiling
 M.INITIAL_WINDOW = 4     -- requests in flight before the first answer (slow start)
-M.SLOW_START_STEP = 0.05 -- ... doubling at least this often (seconds)
+M.SLOW_START_STEP = 0.1 -- ... doubling at least this often (seconds)
 M.PROBE_SOON = 0.5      -- seconds at the settled rate before probing a first second's ceiling
 M.PROBE_AFTER = 2        -- ... a ceiling measured once; doubling each time it is met again,
 M.PROBE_AFTER_MAX = 64   -- up to this
 M.PROBE_AFTER_RA = 20    -- ... at least this many times a Retry-After pause (a probe's cost)
 M.GROWTH = { 3, 1.25 }   -- the probe's growth per second: from a first second's ceiling, others
 M.SAME = 0.1             -- a ceiling within 10% of the last is the same ceiling
-local SLOT, SLOTS = 0.01, 300 -- sends and throttles are counted over the last 3 s in 10 ms slots
+M.REMEASURE_AFTER = 0.05 -- seconds after a 429 to measure (the 429s still on their way in)
+M.NOISE = 0.03           -- a measure lower than the ceiling by no more (or one request) is noise
+local KEEP = 3 -- seconds of sends and throttles kept (the measures look one second back)
 local SHARE_EVERY = 0.5       -- seconds between reads of a shared dict
 
 local Limiter = {}
 Limiter.__index = Limiter
 
--- Counts of events in 10 ms slots, over the last SLOTS of them.
-local function counter() return { n = {}, slot = {} } end
+-- The times of events (sends, or throttled sends by send time) of the last KEEP seconds, in
+-- order: exact, since a measure whose edge cut a burst of sends made at one instant would be
+-- off by the whole burst (10 ms slots were: a measure of 24 for a gateway that let 40 through).
+local function counter() return { head = 1, tail = 0 } end
 
 local function count(c, t)
-  local slot = math.floor(t / SLOT)
-  local i = slot % SLOTS
-  if c.slot[i] ~= slot then c.slot[i], c.n[i] = slot, 0 end
-  c.n[i] = c.n[i] + 1
+  local i = c.tail + 1
+  while i > c.head and c[i - 1] > t do -- throttles come back out of order: insert in place
+    c[i] = c[i - 1]
+    i = i - 1
+  end
+  c[i], c.tail = t, c.tail + 1
+  while c.head <= c.tail and c[c.head] < t - KEEP do
+    c[c.head], c.head = nil, c.head + 1
+  end
 end
 
--- The events of the second ending at t (its slot included).
-local function second_to(c, t)
-  local last, sum = math.floor(t / SLOT), 0
-  for slot = last - math.floor(1 / SLOT) + 1, last do
-    local i = slot % SLOTS
-    if c.slot[i] == slot then sum = sum + c.n[i] end
+-- The number of events at or before t (from the head, by bisection).
+local function upto(c, t)
+  local lo, hi = c.head, c.tail + 1
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if c[mid] <= t then lo = mid + 1 else hi = mid end
   end
-  return sum
+  return lo - c.head
+end
+
+-- The events of the second ending at t: in (t - 1, t].
+local function second_to(c, t)
+  return upto(c, t) - upto(c, t - 1)
 end
 
 -- opts: clock (function), rate_limit (req/s or nil), adaptive (default true),
@@ -86,8 +105,8 @@ function M.new(opts)
     dict = opts.dict, key = opts.key,
     enabled = false, rate = nil, tat = -math.huge, inflight = 0,
     paused_until = -math.huge, reset_at = -math.huge, ceiling = nil, confirmed = 0,
-    last_cut = -math.huge, probe_at = math.huge, ra_seen = 0,
-    throttled = 0, in_a_row = 0, sends = 0, sent_c = counter(), throttled_c = counter(),
+    last_cut = -math.huge, probe_at = math.huge, ra_seen = 0, pending = {},
+    throttled = 0, in_a_row = 0, throttle_seen = -math.huge, sends = 0, sent_c = counter(), throttled_c = counter(),
     synced_at = -math.huge,
   }, Limiter)
   if self.fixed then
@@ -171,6 +190,7 @@ end
 function Limiter:acquire(now)
   now = now or self.clock()
   self:sync(now)
+  self:settle(now)
   local at = math.max(now, self.paused_until)
   if self.enabled then
     at = math.max(at, self.tat)
@@ -193,10 +213,33 @@ function Limiter:probe_wait()
   return math.max(math.min(wait, M.PROBE_AFTER_MAX), M.PROBE_AFTER_RA * self.ra_seen)
 end
 
+-- What the gateway let through in the second before sent_at: the sends of that second less
+-- their 429s (by send time).
+function Limiter:measure(sent_at)
+  return math.max(M.MIN_RATE, second_to(self.sent_c, sent_at) - second_to(self.throttled_c, sent_at))
+end
+
+-- Whether a measure lowers the ceiling c: by more than a request and NOISE. The client counts
+-- by send time, the gateway by arrival; the least of many measures would follow the difference.
+local function lower(c, seen)
+  return seen < c - math.max(1, M.NOISE * c)
+end
+
+-- The ceiling and rate a throttle event sets: seen is its measure.
+function Limiter:set_ceiling(seen, sent_at, ra)
+  local c = self.ceiling
+  self.confirmed = c and not self.provisional and seen >= (1 - M.SAME) * c and self.confirmed + 1 or 0
+  if c and not self.provisional then seen = lower(c, seen) and seen or c end
+  self.provisional = sent_at - self.first_send < 1 and not ra
+  self.ceiling = seen
+  self:set_rate(M.SETTLE * seen)
+end
+
 -- A throttling answer to a request sent at sent_at; retry_after: the seconds the gateway asked
 -- for, or nil.
 function Limiter:throttle(sent_at, retry_after, now)
   now = now or self.clock()
+  self:settle(now)
   self.throttled = self.throttled + 1
   count(self.throttled_c, sent_at)
   self.window = nil -- slow start is over: the limit is found
@@ -211,21 +254,16 @@ function Limiter:throttle(sent_at, retry_after, now)
   end
   local probing = now >= self.probe_at
   if self.adaptive and sent_at >= self.last_cut and (probing or now - self.last_cut >= 1) then
-    -- What the gateway let through in the last second: at least its limit, once the client
-    -- has sent for a second (a window that refuses is full; a bucket that refuses is empty,
-    -- so it let through its rate plus what it held a second ago). The least of these is the
-    -- ceiling; in the client's first second it may be less (a bucket's burst spent in a
-    -- fraction of it): the probe soon after finds out.
-    local seen = math.max(M.MIN_RATE, second_to(self.sent_c, sent_at) - second_to(self.throttled_c, sent_at))
-    local c = self.ceiling
-    self.confirmed = c and not self.provisional and seen >= (1 - M.SAME) * c and self.confirmed + 1 or 0
-    if c and not self.provisional then seen = math.min(seen, c) end
-    self.provisional = sent_at - self.first_send < 1
-    self.ceiling, self.last_cut, self.enabled, self.above_at = seen, now, true, nil
+    self:set_ceiling(self:measure(sent_at), sent_at, ra)
+    self.last_cut, self.enabled, self.above_at = now, true, nil
     self.probe_at = now + self:probe_wait()
     self.probe_t = self.probe_at
-    self:set_rate(M.SETTLE * seen)
+    self.cut_sent_at = sent_at
     changed = true
+  end
+  -- Measured (again) once the 429s of requests sent before it are in (settle).
+  if self.adaptive and #self.pending < 64 then
+    self.pending[#self.pending + 1] = { at = now + M.REMEASURE_AFTER, sent_at = sent_at }
   end
   if changed then
     self:reset(now)
@@ -233,7 +271,8 @@ function Limiter:throttle(sent_at, retry_after, now)
   end
   -- Throttles in a row without a Retry-After: each holds the next turn back twice as long as
   -- the last (from one interval up to a second), so a spent window is not asked again and again.
-  self.in_a_row = self.in_a_row + 1
+  if sent_at >= self.throttle_seen then self.in_a_row = self.in_a_row + 1 end
+  self.throttle_seen = now
   if self.enabled and not ra then
     local hold = math.min(1, 2 ^ (self.in_a_row - 1) / self.rate)
     if now + hold > self.tat then
@@ -243,9 +282,34 @@ function Limiter:throttle(sent_at, retry_after, now)
   end
 end
 
+-- The measures of throttles answered REMEASURE_AFTER ago: a lower one lowers the ceiling and
+-- the rate. Measures from the client's first second, which may be low (a bucket's burst), only
+-- correct the cut they made; a first second's ceiling is replaced, not lowered, by the next.
+function Limiter:settle(now)
+  local lowered, keep = false, {}
+  for _, p in ipairs(self.pending) do
+    if now < p.at then
+      keep[#keep + 1] = p
+    elseif self.ceiling and (p.sent_at == self.cut_sent_at
+      or not self.provisional and p.sent_at - self.first_send >= 1) then
+      local seen = self:measure(p.sent_at)
+      if self.provisional and seen < self.ceiling or lower(self.ceiling, seen) then
+        self.ceiling, lowered = seen, true
+        self:set_rate(M.SETTLE * seen)
+      end
+    end
+  end
+  self.pending = keep
+  if lowered then
+    self:reset(now)
+    self:share(now)
+  end
+end
+
 -- An answer that was not a throttle (any status: the gateway let it through).
 function Limiter:success(now)
   now = now or self.clock()
+  self:settle(now)
   self.in_a_row = 0
   if self.window then self.window = self.window + 1 end
   if not (self.enabled and self.adaptive and self.ceiling) or now < self.probe_at then return end
