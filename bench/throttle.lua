@@ -10,7 +10,6 @@
 -- (default 8), each in its own process with its own emulator: a cell mostly waits on the
 -- gateway's limit, so they overlap well on 2 CPUs (bench/README.md).
 local common = dofile("bench/common.lua")
-local _ = common
 local csms = require "csms"
 local batch = require "csms.batch"
 local core = require "csms.core"
@@ -42,25 +41,9 @@ if arg[1] == "--cell" then
     local rule = { model = model:match("^%a+"), rate = rps, retry_after = model:find("+ra", 1, true) ~= nil,
       burst = model == "bucket" and math.max(1, math.ceil(rps / 4)) or nil }
     e:config { latency_ms = 20, throttle = rule }
-    if os.getenv("THROTTLE_TRACE") then -- the limiter's throttle events, on stderr
-      local l, throttle, settle, t0 = c.limiter, c.limiter.throttle, c.limiter.settle, core.time.monotonic()
-      l.throttle = function(self, sent_at, ra, now)
-        local before = self.last_cut
-        throttle(self, sent_at, ra, now)
-        if self.last_cut ~= before then
-          io.stderr:write(("%7.3f cut: ceiling %.1f (confirmed %d) rate %.1f, probe in %.1f s%s\n")
-            :format(core.time.monotonic() - t0, self.ceiling, self.confirmed, self.rate,
-              self.probe_at - self.last_cut, ra and ", Retry-After " .. ra or ""))
-        end
-      end
-      l.settle = function(self, now)
-        local before = self.ceiling
-        settle(self, now)
-        if self.ceiling ~= before then
-          io.stderr:write(("%7.3f measured again: ceiling %.1f rate %.1f\n")
-            :format(core.time.monotonic() - t0, self.ceiling, self.rate))
-        end
-      end
+    if os.getenv("THROTTLE_TRACE") then -- the limiter's changes, on stderr
+      local t0 = core.time.monotonic()
+      common.trace_limiter(c.limiter, function() return core.time.monotonic() - t0 end)
     end
     local before = e:stats()
     local t0 = core.time.monotonic()

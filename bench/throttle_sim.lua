@@ -16,7 +16,6 @@
 -- bench/throttle.lua measures the same cells end to end (real emulator, sockets, files); this
 -- one the client's pacing alone.
 local common = dofile("bench/common.lua")
-local _ = common
 if os.getenv("RL_FILE") then -- another csms.ratelimit to compare (a file)
   package.preload["csms.ratelimit"] = assert(loadfile(os.getenv("RL_FILE")))
 end
@@ -96,32 +95,9 @@ local function cell(model, rps, conc, n, latency, seed, trace)
   local c = assert(csms.new { endpoint = "https://csms.example.com", ak = "AK", sk = "SK",
     project_id = "p", transport = tr })
   if trace then
-    local l, throttle, settle, t0 = c.limiter, c.limiter.throttle, c.limiter.settle, vnow
-    l.throttle = function(self, sent_at, ra, now)
-      local before = self.last_cut
-      throttle(self, sent_at, ra, now)
-      if self.last_cut ~= before then
-        io.stderr:write(("%7.3f cut: ceiling %.1f (confirmed %d) rate %.1f%s; 429s so far %d of %d\n")
-          :format(vnow - t0, self.ceiling, self.confirmed, self.rate, ra and ", Retry-After " .. ra or "",
-            tr.throttled, tr.total))
-      end
-    end
-    local success = l.success
-    l.success = function(self, now)
-      local before = self.ceiling
-      success(self, now)
-      if self.ceiling ~= before then
-        io.stderr:write(("%7.3f raised: ceiling %.1f rate %.1f (sending %d)\n"):format(vnow - t0, self.ceiling,
-          self.rate, self:send_rate()))
-      end
-    end
-    l.settle = function(self, now)
-      local before = self.ceiling
-      settle(self, now)
-      if self.ceiling ~= before then
-        io.stderr:write(("%7.3f measured again: ceiling %.1f rate %.1f\n"):format(vnow - t0, self.ceiling, self.rate))
-      end
-    end
+    local t0 = vnow
+    common.trace_limiter(c.limiter, function() return vnow - t0 end,
+      function() return ("; 429s so far %d of %d"):format(tr.throttled, tr.total) end)
   end
   local items = {}
   for i = 1, n do items[i] = ("s-%05d"):format(i) end
