@@ -4,6 +4,7 @@ local csms = require "csms"
 local batch = require "csms.batch"
 local core = require "csms.core"
 local emulator = require "spec.support.emulator"
+local json = require "csms.json"
 
 local ALL_FAULTS = { "500", "500nested", "502html", "503", "504", "429", "drop" }
 local N = 30
@@ -126,6 +127,30 @@ describe("batch.backup and batch.restore", function()
     assert.equal(N, report.ok)
     e:config { fault_rate = 0 }
     assert.same(before, snapshot())
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("back up the first pages' secrets while the later pages are listed (issue 12)", function()
+    -- 450 secrets: three pages of the listing (200, 200, 50)
+    local list = {}
+    for i = 1, 450 do list[i] = { name = ("page-%03d"):format(i), versions = json.array { "v" .. i } } end
+    assert.equal(200, (e:admin("POST", "/__emulator/seed", { secrets = json.array(list) })))
+    e:config { latency_ms = 5 }
+    local dir = tmpdir()
+    local report = assert(batch.backup(client(), { dir = dir, concurrency = 8 }))
+    e:config { latency_ms = 0 }
+    assert.equal(450, report.ok)
+    -- The emulator's arrivals, in order: a backup came before the last page was asked for.
+    -- A run that lists everything first sends its first backup after the third page.
+    local first_backup, last_list, lists = nil, nil, 0
+    for i, a in ipairs(e:stats().arrivals) do
+      if a.op == "backup" then first_backup = first_backup or i end
+      if a.op == "list" then last_list, lists = i, lists + 1 end
+    end
+    assert.equal(3, lists)
+    assert.is_true(first_backup < last_list, ("first backup arrived %s, last page %s"):format(first_backup,
+      last_list))
+    assert.equal(450, batch.verify(dir).ok)
     os.execute("rm -rf " .. dir)
   end)
 

@@ -217,4 +217,27 @@ describe("csms inside nginx", function()
     end
     assert.is_true(found, "the timer wrote no backup set")
   end)
+
+  it("runs csms.batch with light threads that back up the first pages while later ones are listed", function()
+    -- 450 more secrets: the listing has three pages (200, 200, 61 with the 11 above)
+    local list = {}
+    for i = 1, 450 do list[i] = { name = ("page-%03d"):format(i), versions = { "v" .. i } } end
+    assert.equal(200, (plain:admin("POST", "/__emulator/seed", { secrets = list })))
+    plain:config { latency_ms = 5 }
+    plain:reset_stats()
+    assert(sh("mkdir -p " .. q(dir .. "/sets")))
+    local code, body = app:get("/backup-all?endpoint=" .. plain.endpoint .. "&dir=" .. dir .. "/sets/paged", 90)
+    plain:config { latency_ms = 0 }
+    assert.equal(200, code, tostring(body) .. app_log())
+    assert.equal("ok=461 failed=0\n", body)
+    -- The emulator's arrivals, in order: a backup came before the last page was asked for.
+    local first_backup, last_list, lists = nil, nil, 0
+    for i, a in ipairs(plain:stats().arrivals) do
+      if a.op == "backup" then first_backup = first_backup or i end
+      if a.op == "list" then last_list, lists = i, lists + 1 end
+    end
+    assert.equal(3, lists)
+    assert.is_true(first_backup < last_list, ("first backup arrived %s, last page %s"):format(first_backup,
+      last_list))
+  end)
 end)

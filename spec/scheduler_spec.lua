@@ -110,6 +110,64 @@ describe("csms.scheduler", function()
     assert.truthy(c.limiter:status().rate, "the limiter turned on")
   end)
 
+  -- A source of items that come while the run goes on: "g1" brings x1, x2 and "g2" when it
+  -- ends, "g2" brings x3 (as a listing's pages bring secrets and the next page).
+  local function growing()
+    local queue, head, running = { "g1" }, 1, 0
+    local brings = { g1 = { "g2", "x1", "x2" }, g2 = { "x3" } }
+    local function source()
+      local item = queue[head]
+      if item then
+        head = head + 1
+        return item
+      end
+      return nil, running > 0
+    end
+    local function finished(name)
+      if name:sub(1, 1) == "g" then running = running - 1 end
+      for _, n in ipairs(brings[name] or {}) do
+        queue[#queue + 1] = n
+        if n:sub(1, 1) == "g" then running = running + 1 end
+      end
+    end
+    running = 1
+    return source, finished
+  end
+
+  for _, mode in ipairs { "multi", "serial" } do
+    it("takes items from a source as they come (" .. mode .. ")", function()
+      local t = mode == "multi" and multi() or function(req)
+        return { status = 200, headers = {}, body = BLOB, url = req.url }
+      end
+      local c = client(t)
+      local sent = {}
+      local source, finished = growing()
+      local done = {}
+      scheduler.run(c, source, 4, function(name)
+        sent[#sent + 1] = name
+        return api.backup(c, name)
+      end, function(name, res, err)
+        assert.truthy(res, tostring(err))
+        done[#done + 1] = name
+        finished(name)
+      end)
+      table.sort(done)
+      assert.same({ "g1", "g2", "x1", "x2", "x3" }, done)
+      -- in the order the source gives them, g2 (brought by g1) before g1's other items
+      assert.same({ "g1", "g2", "x1", "x2", "x3" }, sent)
+    end)
+  end
+
+  it("raises when a source says more will come but nothing is running to bring it", function()
+    for _, t in ipairs { multi(), function() return { status = 200, headers = {}, body = BLOB } end } do
+      local c = client(t)
+      local ok, err = pcall(scheduler.run, c, function() return nil, true end, 4,
+        function(name) return api.backup(c, name) end, function() end)
+      assert.is_false(ok)
+      assert.matches("the items source says more will come, but no operation is under way", err, 1, true)
+    end
+  end)
+
   it("refuses a transport that declares a mode it cannot keep", function()
     local bad = { request = function() end, sleep = function() end, close = function() end,
       mode = function() return "multi" end }

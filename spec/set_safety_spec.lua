@@ -16,29 +16,58 @@ local function blob_for(name)
   return BLOB .. name:gsub("[^%w]", "") .. ("x"):rep(downloads % 7)
 end
 
--- A client whose transport serves `pages` (a list of listing bodies, or a function(marker))
--- and answers backups and restores; calls are counted in the returned table.
-local function fake(pages, project)
-  local calls = { list = 0, backup = 0, restore = 0, markers = {} }
+-- A client whose transport serves `pages` (a list of listing bodies, or a function(marker)
+-- returning a body, or a status number for a refusal) and answers backups and restores;
+-- calls are counted in the returned table, and calls.order lists them ("list <marker>",
+-- "backup <name>"). multi = true: a "multi" transport (every poll answers what was submitted
+-- before it, oldest first), on which backups and the listing's pages overlap.
+local function fake(pages, project, multi)
+  local calls = { list = 0, backup = 0, restore = 0, markers = {}, order = {}, backed = {} }
   local function answer(doc) return { status = 200, headers = {}, body = cjson.encode(doc) } end
+  local function serve(req)
+    local marker = req.url:match("[?&]marker=([^&]+)")
+    if req.url:find("/secrets%?") or req.url:find("/secrets$") then
+      calls.list = calls.list + 1
+      calls.markers[#calls.markers + 1] = marker or ""
+      calls.order[#calls.order + 1] = "list " .. (marker or "")
+      if calls.list > 50 then error("the listing was asked for more than 50 pages") end
+      local body = type(pages) == "function" and pages(marker) or pages[calls.list] or pages[#pages]
+      if type(body) == "number" then return { status = body, headers = {}, body = "{}" } end
+      return { status = 200, headers = {}, body = body }
+    end
+    local name = req.url:match("/secrets/([^/]+)/backup$")
+    if name then
+      calls.backup = calls.backup + 1
+      calls.backed[name] = true
+      calls.order[#calls.order + 1] = "backup " .. name
+      return answer { secret_blob = blob_for(name) }
+    end
+    calls.restore = calls.restore + 1
+    return answer { secret = { name = "restored" } }
+  end
+  local transport = serve
+  if multi then
+    local queue, ids = {}, 0
+    transport = {
+      mode = function() return "multi" end,
+      submit = function(_, req)
+        ids = ids + 1
+        queue[#queue + 1] = { id = ids, req = req }
+        return ids
+      end,
+      poll = function()
+        local out = {}
+        for i, q in ipairs(queue) do out[i] = { id = q.id, res = serve(q.req) } end
+        queue = {}
+        return out
+      end,
+      request = function(_, req) return serve(req) end,
+      sleep = function() end,
+      close = function() end,
+    }
+  end
   local c = assert(csms.new { ak = "AK", sk = "SK", project_id = project or PROJECT,
-    endpoint = "http://127.0.0.1:9", retries = 0, transport = function(req)
-      local marker = req.url:match("[?&]marker=([^&]+)")
-      if req.url:find("/secrets%?") or req.url:find("/secrets$") then
-        calls.list = calls.list + 1
-        calls.markers[#calls.markers + 1] = marker or ""
-        if calls.list > 50 then error("the listing was asked for more than 50 pages") end
-        local body = type(pages) == "function" and pages(marker) or pages[calls.list] or pages[#pages]
-        return { status = 200, headers = {}, body = body }
-      end
-      local name = req.url:match("/secrets/([^/]+)/backup$")
-      if name then
-        calls.backup = calls.backup + 1
-        return answer { secret_blob = blob_for(name) }
-      end
-      calls.restore = calls.restore + 1
-      return answer { secret = { name = "restored" } }
-    end })
+    endpoint = "http://127.0.0.1:9", retries = 0, transport = transport })
   return c, calls
 end
 
@@ -369,6 +398,9 @@ describe("a hostile listing", function()
         assert.matches(case[4], err.message, 1, true)
         assert.is_true(calls.list <= 3, "stopped early")
         assert.equal(0, calls.backup)
+        -- nothing backed up, nothing written: the directory is as it was
+        assert.is_nil(read(dir .. "/manifest.json"))
+        assert.is_nil(read(dir .. "/manifest.journal"))
       else
         assert.equal(case[4], report.ok)
         local m = assert(batch.read_manifest(dir))
@@ -379,6 +411,136 @@ describe("a hostile listing", function()
       sh("rm -rf " .. dir)
     end)
   end
+end)
+
+-- ---------------------------------------------------------------- a listing that goes bad mid-run
+
+-- Three pages of five (a1..a5, b1..b5, c1..c5, markers m1 and m2); the third gives `last`
+-- (a next_marker, or a status number for a refusal), nil: a good last page.
+local function three_pages(last)
+  local function names(p) local t = {} for i = 1, 5 do t[i] = p .. i end return t end
+  return function(marker)
+    if marker == nil then return page(names("a"), '"m1"') end
+    if marker == "m1" then return page(names("b"), '"m2"') end
+    if type(last) == "number" then return last end
+    return page(names("c"), last)
+  end
+end
+
+-- The set in dir holds exactly the names backed up (calls.backed), each verified.
+local function holds_exactly(dir, backed)
+  local m = assert(batch.read_manifest(dir))
+  local n = 0
+  for name in pairs(m.items) do
+    assert.is_true(backed[name] == true, name .. " is in the set but was never backed up")
+    n = n + 1
+  end
+  for name in pairs(backed) do assert.truthy(m.items[name], name .. " was backed up but is not in the set") end
+  local v = assert(batch.verify(dir))
+  assert.equal(n, v.ok)
+  assert.equal(0, v.failed)
+  return m, n
+end
+
+local MIDRUN_CASES = {
+  { "a third page that loops back to m1", '"m1"', "bad_response", "goes round in a loop" },
+  { "a third page whose next_marker is not a name", '"a/b"', "bad_response", "not a secret name" },
+  { "a third page refused with 403", 403, "http", "403" },
+}
+
+describe("a listing that goes bad after its first pages were backed up (multi transport)", function()
+  for _, case in ipairs(MIDRUN_CASES) do
+    it(case[1] .. ": nil, err; what was done is in a consistent set marked incomplete; resume completes it", function()
+      local dir = tmpdir()
+      local c, calls = fake(three_pages(case[2]), nil, true)
+      local report, err = batch.backup(c, { dir = dir, concurrency = 4 })
+      assert.is_nil(report)
+      assert.equal(case[3], err.kind)
+      assert.matches(case[4], tostring(err), 1, true)
+      -- the first pages' backups overlapped the listing: some were made before it went bad
+      assert.is_true(calls.backup > 0, "nothing was backed up while the listing went on")
+      for i = 1, 5 do assert.is_nil(calls.backed["c" .. i], "an item of the bad page was backed up") end
+      assert.matches(("the %d secret(s) backed up"):format(calls.backup), tostring(err), 1, true)
+      assert.matches("marked incomplete", tostring(err), 1, true)
+      local m, n = holds_exactly(dir, calls.backed)
+      assert.equal(calls.backup, n, "every backup made is recorded")
+      assert.is_false(m.complete)
+      assert.is_nil(read(dir .. "/manifest.journal"), "folded into manifest.json")
+      -- once the listing is good again, resume backs up the rest and nothing twice
+      local good, again = fake(three_pages(nil), nil, true)
+      report = assert(batch.backup(good, { dir = dir, concurrency = 4, resume = true }))
+      assert.equal(n, report.skipped)
+      assert.equal(15 - n, report.ok)
+      assert.equal(15 - n, again.backup)
+      for name in pairs(calls.backed) do assert.is_nil(again.backed[name], name .. " backed up twice") end
+      assert.is_true(assert(batch.read_manifest(dir)).complete)
+      assert.equal(15, assert(batch.verify(dir)).ok)
+      sh("rm -rf " .. dir)
+    end)
+  end
+
+  it("with names given, a listing gone bad only ends the help it gives: every name is backed up", function()
+    local dir = tmpdir()
+    local c, calls = fake(three_pages('"m1"'), nil, true)
+    local names = { "a1", "b2", "c3", "zz" }
+    local report = assert(batch.backup(c, { dir = dir, concurrency = 4, names = names }))
+    assert.equal(4, report.ok)
+    assert.equal(4, calls.backup)
+    assert.is_true(holds_exactly(dir, calls.backed).complete)
+    sh("rm -rf " .. dir)
+  end)
+
+  it("a match applied page by page: what it selects across pages, and none of a listing is an error "
+    .. "naming the count listed, with nothing sent or written", function()
+    local dir = tmpdir()
+    local c, calls = fake(three_pages(nil), nil, true)
+    local report = assert(batch.backup(c, { dir = dir, concurrency = 4, match = "?3" }))
+    assert.equal(3, report.ok)
+    assert.same({ a3 = true, b3 = true, c3 = true }, calls.backed)
+    local empty = tmpdir()
+    local none, nc = fake(three_pages(nil), nil, true)
+    local r, err = batch.backup(none, { dir = empty, concurrency = 4, match = "zz*" })
+    assert.is_nil(r)
+    assert.equal("invalid_argument", err.kind)
+    assert.matches("match 'zz*' selects none of the 15 secrets listed", err.message, 1, true)
+    assert.equal(3, nc.list)
+    assert.equal(0, nc.backup)
+    assert.is_nil(read(empty .. "/manifest.json"))
+    assert.is_nil(read(empty .. "/manifest.journal"))
+    sh("rm -rf " .. dir .. " " .. empty)
+  end)
+
+  it("progress while the listing goes on: total grows, more = true until the listing has ended", function()
+    local dir = tmpdir()
+    local c = fake(three_pages(nil), nil, true)
+    assert(batch.backup(c, { dir = dir, concurrency = 4, names = { "a1", "a2", "b1" } }))
+    -- resume: the skipped items are counted as their pages come, while the listing goes on
+    c = fake(three_pages(nil), nil, true)
+    local calls = {}
+    local report = assert(batch.backup(c, { dir = dir, concurrency = 4, resume = true,
+      on_progress = function(done, total, item, more)
+        calls[#calls + 1] = { done = done, total = total, more = more, skipped = item.skipped }
+      end }))
+    assert.equal(15, #calls)
+    assert.equal(3, report.skipped)
+    local saw_more, last_total = false, 0
+    for i, p in ipairs(calls) do
+      assert.equal(i, p.done)
+      assert.is_true(p.done <= p.total, "done above total")
+      assert.is_true(p.total >= last_total, "total went down")
+      assert.equal("boolean", type(p.more))
+      if p.more then
+        saw_more = true
+        assert.is_true(p.total < 15)
+      else
+        assert.equal(15, p.total)
+      end
+      last_total = p.total
+    end
+    assert.is_true(saw_more, "no progress was reported while the listing went on")
+    assert.is_false(calls[#calls].more)
+    sh("rm -rf " .. dir)
+  end)
 end)
 
 -- ---------------------------------------------------------------- misuse and selection

@@ -2,7 +2,8 @@
 -- LuaLS definitions of the public API of `csms.batch` (docs/reference.md). Not loaded at run
 -- time. spec/reference_spec.lua checks it against the code.
 
----@alias csms.batch.Progress fun(done: integer, total: integer, item: csms.batch.Item)
+---`more`: a backup's listing goes on (`total`, the items selected so far, may still grow).
+---@alias csms.batch.Progress fun(done: integer, total: integer, item: csms.batch.Item, more: boolean)
 
 ---@class csms.batch.BackupOptions
 ---@field dir string the set's directory (created 0700)

@@ -38,6 +38,7 @@
 ---@field absent? boolean config: nothing configured in that source
 ---@field region? string config: the region of a failed project id lookup
 ---@field code? string batch: the class of a failed journal open or write
+---@field note? string batch: what a backup whose listing failed midway did about it
 
 ---Options of csms.new (and of the one-shots).
 ---@class csms.Options

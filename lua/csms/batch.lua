@@ -120,7 +120,9 @@ local function new_report(dir)
   return { ok = 0, failed = 0, skipped = 0, items = {}, dir = dir }
 end
 
-local function record(report, item, total, on_progress)
+-- on_progress(done, total, item, more): more is true while a backup's listing goes on (total,
+-- the items selected so far, may still grow).
+local function record(report, item, total, on_progress, more)
   report.items[#report.items + 1] = item
   if item.ok then
     report.ok = report.ok + 1
@@ -129,7 +131,7 @@ local function record(report, item, total, on_progress)
   else
     report.failed = report.failed + 1
   end
-  if on_progress then on_progress(#report.items, total, item) end
+  if on_progress then on_progress(#report.items, total, item, more or false) end
 end
 
 -- ---------------------------------------------------------------- backup
@@ -181,65 +183,94 @@ function backup_locked(client, opts, dir)
   prev = prev or { items = {} }
   jinfo = jinfo or {}
 
-  -- The listing gives every name and each update_time (for later incremental runs). With
-  -- names given it is only a help: a caller allowed to back up but not to list goes on.
-  local names = opts.names and unique(opts.names)
-  local targets
-  targets, err = list_all(client)
-  if not targets and not names then return nil, err end
-  if not targets then
-    targets = {}
-    for i, n in ipairs(names) do targets[i] = { name = n } end
-  elseif names then
-    local wanted, kept = {}, {}
-    for _, n in ipairs(names) do wanted[n] = true end
-    for _, t in ipairs(targets) do if wanted[t.name] then kept[#kept + 1] = t; wanted[t.name] = nil end end
-    for _, n in ipairs(names) do if wanted[n] then kept[#kept + 1] = { name = n } end end
-    targets = kept
-  end
-  local match = M.glob(opts.match)
-  local selected = {}
-  for _, t in ipairs(targets) do if match(t.name) then selected[#selected + 1] = t end end
-  if opts.match and #selected == 0 then
-    return nil, errors.new("invalid_argument", ("match '%s' selects none of the %d secrets listed")
-      :format(opts.match, #targets), { op = "backup" })
-  end
-
   local set = {
     format = M.FORMAT, tool = csms.USER_AGENT, project_id = client.project_id,
     endpoint = client.endpoint, region = client.region,
     created_at = prev.created_at or iso_now(), complete = false, items = prev.items,
   }
   local report = new_report(dir)
+  -- The journal's first line names the project: a set killed before its manifest is written
+  -- is still checked against the next run's project. It is written (a torn last line ended
+  -- first) with the first group of files: a run that backs nothing up leaves no journal.
   local journal
   journal, err = setdir.open_journal(dir)
   if not journal then return nil, err end
-  -- The journal's first line names the project: a set killed before its manifest is written
-  -- is still checked against the next run's project. A torn last line is ended first.
-  if not jinfo.header then
-    journal:write(manifest.journal_header(set, jinfo.torn), true)
-  elseif jinfo.torn then
-    journal:write("\n", true)
-  end
-  if journal.failed then
-    journal:close()
-    return nil, journal.failed
-  end
-  local todo, total = {}, #selected
-  for _, t in ipairs(selected) do
-    local old = prev.items[t.name]
-    local reason = old and (opts.resume and "resume"
-      or opts.incremental and t.update_time ~= nil and old.update_time == t.update_time and "unchanged")
-    if reason and setdir.verified(dir, old) then
-      record(report, { name = t.name, skipped = true, reason = reason, file = old.file, bytes = old.bytes },
-        total, nil)
-    else
-      todo[#todo + 1] = t
+  local started = false
+  local function start_journal()
+    started = true
+    if not jinfo.header then
+      journal:write(manifest.journal_header(set, jinfo.torn), true)
+    elseif jinfo.torn then
+      journal:write("\n", true)
     end
   end
-  -- Progress counts the skipped ones first, then each item as it ends.
-  if opts.on_progress then
-    for i, item in ipairs(report.items) do opts.on_progress(i, total, item) end
+
+  -- The selection, made as the listing's pages come (csms.listing): each page is an item of
+  -- the run like the backups (the next one handed out first), and the secrets a page selects
+  -- are backed up while the later pages are listed. With names given the listing is only a
+  -- help (each name's update_time, for later incremental runs): a caller allowed to back up
+  -- but not to list goes on, and the names it never showed are backed up once it has ended.
+  local names = opts.names and unique(opts.names)
+  local wanted = {}
+  for _, n in ipairs(names or {}) do wanted[n] = true end
+  local match = M.glob(opts.match)
+  local pages = listing.pages(client)
+  local PAGE = {}
+  local queue, head, tail, queued = {}, 1, 0, {} -- selected, not yet handed out: queue[head..tail]
+  local listed, total = 0, 0    -- secrets listed; items selected so far (the progress total)
+  local listing_on, page_due = true, true
+  local listing_err                 -- the listing's error, which ends the run (without names)
+
+  local function select_item(t)
+    if queued[t.name] or names and not wanted[t.name] or not match(t.name) then return end
+    queued[t.name], wanted[t.name] = true, nil
+    total, tail = total + 1, tail + 1
+    queue[tail] = t
+  end
+
+  local function end_listing(lerr)
+    listing_on = false
+    if lerr and not names then listing_err = lerr return end
+    for _, n in ipairs(names or {}) do
+      if wanted[n] then select_item { name = n } end
+    end
+  end
+
+  local function take_page(res, lerr)
+    local secrets
+    if res then secrets, lerr = pages:take(res) end
+    if not secrets then return end_listing(lerr) end
+    for _, s in ipairs(secrets) do
+      if type(s) == "table" and type(s.name) == "string" then
+        listed = listed + 1
+        select_item { name = s.name, update_time = manifest.valid_time(s.update_time) and s.update_time or nil }
+      end
+    end
+    if pages.ended then return end_listing() end
+    page_due = true
+  end
+
+  -- The next item to start: the next page once the last has come, else the next selected
+  -- secret that is not skipped (resume: recorded and intact; incremental: also unchanged
+  -- since); nil, true while the listing may select more. Nothing new starts after the
+  -- listing failed or the journal could not be written.
+  local function next_item()
+    if listing_err or journal.failed then return nil end
+    if page_due then
+      page_due = false
+      return PAGE
+    end
+    while head <= tail do
+      local t = queue[head]
+      queue[head], head = nil, head + 1
+      local old = prev.items[t.name]
+      local reason = old and (opts.resume and "resume"
+        or opts.incremental and t.update_time ~= nil and old.update_time == t.update_time and "unchanged")
+      if not (reason and setdir.verified(dir, old)) then return t end
+      record(report, { name = t.name, skipped = true, reason = reason, file = old.file, bytes = old.bytes },
+        total, opts.on_progress, listing_on)
+    end
+    return nil, listing_on
   end
 
   -- Blobs are written under a temporary name without syncing; every GROUP files (or
@@ -251,6 +282,7 @@ function backup_locked(client, opts, dir)
     if #pending == 0 then return end
     local group = pending
     pending = {}
+    if not started then start_journal() end
     local results = setdir.commit(dir, journal, group, set.items)
     for i, p in ipairs(group) do
       local item = p.item
@@ -259,11 +291,12 @@ function backup_locked(client, opts, dir)
       else
         item.err = results[i]
       end
-      record(report, item, total, opts.on_progress)
+      record(report, item, total, opts.on_progress, listing_on)
     end
   end
 
   local function finish(t, res, e)
+    if t == PAGE then return take_page(res, e) end
     local item = { name = t.name, ok = false, err = e }
     if res and journal.failed then
       item.err = journal.failed
@@ -279,17 +312,39 @@ function backup_locked(client, opts, dir)
       end
       item.err = werr
     end
-    record(report, item, total, opts.on_progress)
+    record(report, item, total, opts.on_progress, listing_on)
   end
 
-  scheduler.run(client, todo, opts.concurrency or 8,
-    function(t) return api.backup(client, t.name) end, finish,
+  local function make_op(t)
+    if t == PAGE then return pages:op() end
+    return api.backup(client, t.name)
+  end
+
+  scheduler.run(client, next_item, opts.concurrency or 8, make_op, finish,
     function() if #pending > 0 and core.time.monotonic() - pending_since >= GROUP_SECONDS then commit() end end)
   commit()
   journal:close()
+  if not started then setdir.drop_empty_journal(dir) end
   -- A journal that could not be written: the set on disk is consistent but the run's work is
   -- not all recorded; writing the manifest could only fail the same way or record less.
   if journal.failed then return nil, journal.failed end
+  if listing_err then
+    -- The listing failed after some of its pages were backed up: the set keeps what was done
+    -- and says it is incomplete; the run is still a failure (nothing after the bad page is).
+    if started then
+      set.complete, set.updated_at = false, iso_now()
+      ok, err = setdir.write_manifest(dir, set)
+      if not ok then return nil, err end
+      listing_err.note = ("the backup stopped there: the %d secret(s) backed up from the pages before are "
+        .. "in the set, which is marked incomplete (run again to complete it; resume skips them)")
+        :format(report.ok)
+    end
+    return nil, listing_err
+  end
+  if opts.match and total == 0 then
+    return nil, errors.new("invalid_argument", ("match '%s' selects none of the %d secrets listed")
+      :format(opts.match, names and #names or listed), { op = "backup" })
+  end
   set.complete = report.failed == 0
   set.updated_at = iso_now()
   ok, err = setdir.write_manifest(dir, set)

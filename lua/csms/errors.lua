@@ -1,10 +1,11 @@
 -- Error values: every runtime failure of the module is `nil, err` with err one of these.
 -- Fields: kind, op, message, status, error_code, error_msg, request_id, retryable, attempts,
--- conflict. tostring(err) gives one log-friendly line, and so does concatenation
--- ("failed: " .. err). What a host prints for a raised error is another matter: nginx's
--- lua-nginx-module and HAProxy only print strings (a table, even with __tostring, becomes
--- "unknown reason" / "unknown runtime error"), so whatever this module raises is a string, and
--- M.assert raises a failed call's err as its string.
+-- conflict, note (what a batch run did about the failure, shown last). tostring(err) gives one
+-- log-friendly line, and so does concatenation ("failed: " .. err). What a host prints for a
+-- raised error is another matter: nginx's lua-nginx-module and HAProxy only print strings (a
+-- table, even with __tostring, becomes "unknown reason" / "unknown runtime error"), so
+-- whatever this module raises is a string, and M.assert raises a failed call's err as its
+-- string.
 local cjson = require "cjson.safe"
 
 local M = {}
@@ -49,6 +50,7 @@ function Error:__tostring()
   if self.request_id then body = body .. " (request_id " .. self.request_id .. ")" end
   if self.attempts and self.attempts > 1 then body = body .. (" after %d attempts"):format(self.attempts) end
   if self.budget_spent then body = body .. " (not retried: the client's retry budget is spent)" end
+  if self.note then body = body .. "; " .. self.note end
   return head .. body
 end
 

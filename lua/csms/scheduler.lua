@@ -20,6 +20,8 @@ local TICK = 0.1 -- the longest wait between tick() calls while work remains
 local function clock() return operation.clock() end
 
 local SLOW_START_WAIT = 0.005 -- a light thread's sleep while slow start holds it back
+local NOTHING_RUNNING = "csms.scheduler: the items source says more will come, but no operation "
+  .. "is under way to bring it"
 
 -- Drives one operation to its end with blocking waits: request, then transport:sleep for the
 -- limiter's turn and between attempts. Used for single calls, "serial" and "threads" (whose
@@ -61,29 +63,37 @@ end
 
 -- ---------------------------------------------------------------- one at a time, or threads
 
-local function run_blocking(client, items, concurrency, make_op, finish, tick)
-  local next_item, failed_dead = 1, false
+local function run_blocking(client, next_item, concurrency, make_op, finish, tick)
+  local failed_dead, busy = false, 0
   local function worker()
-    while next_item <= #items do
-      local item = items[next_item]
-      next_item = next_item + 1
-      local op, err = make_op(item)
-      if op and failed_dead and client.budget:dead() then
-        finish(item, nil, not_sent(client, op.op))
-      elseif op then
-        local res
-        res, err = drive(client, op)
-        if not res and err.retryable and client.budget:dead() then failed_dead = true end
-        finish(item, res, err)
+    while true do
+      local item, later = next_item()
+      if item == nil then
+        if not later then return end
+        -- More will come from an operation another light thread is driving: wait for it.
+        if busy == 0 then error(NOTHING_RUNNING, 0) end
+        client.transport:sleep(SLOW_START_WAIT)
       else
-        finish(item, nil, err)
+        busy = busy + 1
+        local op, err = make_op(item)
+        if op and failed_dead and client.budget:dead() then
+          finish(item, nil, not_sent(client, op.op))
+        elseif op then
+          local res
+          res, err = drive(client, op)
+          if not res and err.retryable and client.budget:dead() then failed_dead = true end
+          finish(item, res, err)
+        else
+          finish(item, nil, err)
+        end
+        busy = busy - 1
+        tick()
       end
-      tick()
     end
   end
-  if concurrency <= 1 or #items <= 1 then return worker() end
+  if concurrency <= 1 then return worker() end
   local threads = {}
-  for i = 1, math.min(concurrency, #items) do threads[i] = ngx.thread.spawn(worker) end
+  for i = 1, concurrency do threads[i] = ngx.thread.spawn(worker) end
   for _, th in ipairs(threads) do
     local ok, err = ngx.thread.wait(th)
     if not ok then error(err, 0) end
@@ -92,12 +102,12 @@ end
 
 -- ---------------------------------------------------------------- submit/poll
 
-local function run_multi(client, items, concurrency, make_op, finish, tick)
+local function run_multi(client, next_item, concurrency, make_op, finish, tick)
   local t, limiter, budget = client.transport, client.limiter, client.budget
   local inflight, count = {}, 0
   local waiting = {} -- { at, op, item }: retries not yet due
   local ready = {}   -- { op, item }: to send as soon as the limiter allows, oldest first
-  local next_item, failed_dead = 1, false
+  local failed_dead, later, unlaunched = false, true
 
   local function launch(r)
     local req, err = r.op:request()
@@ -106,14 +116,19 @@ local function run_multi(client, items, concurrency, make_op, finish, tick)
       id, err = t:submit(req)
       if not id then err = errors.new("invalid_argument", err, { op = r.op.op }) end
     end
-    if not id then return finish(r.item, nil, err) end
+    if not id then
+      unlaunched = true
+      return finish(r.item, nil, err)
+    end
     inflight[id] = r
     count = count + 1
   end
 
-  while true do
-    local now = clock()
-    -- Due retries first, then new items, never more than `concurrency` in hand.
+  -- Due retries first, then new items, never more than `concurrency` in hand; then each takes
+  -- its turn from the limiter (it waits in `waiting` until then; one whose wait a cut or a
+  -- Retry-After began during asks again) and is sent. Slow start may allow fewer in flight.
+  -- Returns the cap on requests in flight.
+  local function top_up(now)
     local i = 1
     while i <= #waiting do
       if waiting[i].at <= now then
@@ -122,9 +137,10 @@ local function run_multi(client, items, concurrency, make_op, finish, tick)
         i = i + 1
       end
     end
-    while count + #ready + #waiting < concurrency and next_item <= #items do
-      local item = items[next_item]
-      next_item = next_item + 1
+    while count + #ready + #waiting < concurrency do
+      local item
+      item, later = next_item()
+      if item == nil then break end
       local op, err = make_op(item)
       if op and failed_dead and budget:dead() then
         finish(item, nil, not_sent(client, op.op))
@@ -134,8 +150,6 @@ local function run_multi(client, items, concurrency, make_op, finish, tick)
         finish(item, nil, err)
       end
     end
-    -- Each takes its turn from the limiter (it waits in `waiting` until then); one whose wait
-    -- a cut or a Retry-After began during asks again. Slow start may allow fewer in flight.
     local cap = math.min(concurrency, limiter:max_inflight(now))
     while count < cap and #ready > 0 do
       local r = table.remove(ready, 1)
@@ -152,37 +166,51 @@ local function run_multi(client, items, concurrency, make_op, finish, tick)
         launch(r)
       end
     end
+    return cap
+  end
+
+  -- Answers that came back together. The limiter hears the successes first, so that a 429
+  -- among them is measured against everything the gateway let through before it.
+  local function answered(got)
+    local answers, throttles = {}, {}
+    for _, c in ipairs(got) do
+      local list = c.res and c.res.status == 429 and throttles or answers
+      list[#list + 1] = c
+    end
+    for _, c in ipairs(throttles) do answers[#answers + 1] = c end
+    for _, c in ipairs(answers) do
+      local r = inflight[c.id]
+      inflight[c.id] = nil
+      count = count - 1
+      local what, v = r.op:outcome(c.res, c.terr)
+      if what == "done" then
+        finish(r.item, v)
+      elseif what == "failed" then
+        if v.retryable and budget:dead() then failed_dead = true end
+        finish(r.item, nil, v)
+      else
+        r.at = clock() + v
+        waiting[#waiting + 1] = r
+      end
+    end
+  end
+
+  while true do
+    unlaunched = false
+    local cap = top_up(clock())
     local wake = math.huge
-    if count == 0 and #ready == 0 and #waiting == 0 and next_item > #items then return end
     for _, w in ipairs(waiting) do wake = math.min(wake, w.at) end
     local timeout = math.min(TICK, math.max(0, wake - clock()))
-    if count == 0 then
+    if count == 0 and #ready == 0 and #waiting == 0 then
+      -- Nothing in hand: the source is done, or an item that failed to launch since it was
+      -- asked may have given it more (then round again).
+      if not later then return end
+      if not unlaunched then error(NOTHING_RUNNING, 0) end
+    elseif count == 0 then
       if timeout > 0 then t:sleep(timeout) end
     else
       if count >= cap then timeout = TICK end -- only a completion frees a slot
-      -- Answers that came back together: the limiter hears the successes first, so that a 429
-      -- among them is measured against everything the gateway let through before it.
-      local answers, throttles = {}, {}
-      for _, c in ipairs(t:poll(math.max(0.001, timeout))) do
-        local list = c.res and c.res.status == 429 and throttles or answers
-        list[#list + 1] = c
-      end
-      for _, c in ipairs(throttles) do answers[#answers + 1] = c end
-      for _, c in ipairs(answers) do
-        local r = inflight[c.id]
-        inflight[c.id] = nil
-        count = count - 1
-        local what, v = r.op:outcome(c.res, c.terr)
-        if what == "done" then
-          finish(r.item, v)
-        elseif what == "failed" then
-          if v.retryable and budget:dead() then failed_dead = true end
-          finish(r.item, nil, v)
-        else
-          r.at = clock() + v
-          waiting[#waiting + 1] = r
-        end
-      end
+      answered(t:poll(math.max(0.001, timeout)))
     end
     tick()
   end
@@ -192,13 +220,29 @@ end
 -- finish(item, result, err) as each ends (err: make_op's own, or the operation's), and tick()
 -- after each completion and, while requests are in flight, at least every 0.1 s.
 -- make_op(item) returns an operation, or nil, err for an item that cannot be sent.
+--
+-- items is an array, or a source of items that arrive while the run goes on: a function
+-- returning the next item; or nil, true when there is none yet but the end of an operation
+-- under way may bring more (its finish); or nil when there will be none. A source whose items
+-- come from operations of its own (the pages of a listing) hands those out as items too, with
+-- the make_op and finish that go with them: they share the slots, the limiter and the retry
+-- budget with the rest, and new items start as soon as a slot frees, not once all have come.
 function M.run(client, items, concurrency, make_op, finish, tick)
   tick = tick or function() end
+  local next_item, threads = items, concurrency
+  if type(items) == "table" then
+    local i = 0
+    next_item = function()
+      i = i + 1
+      return items[i]
+    end
+    threads = math.max(1, math.min(concurrency, #items)) -- no light thread without an item
+  end
   local mode = transport.mode(client.transport)
   if mode == "multi" and concurrency > 1 then
-    return run_multi(client, items, concurrency, make_op, finish, tick)
+    return run_multi(client, next_item, concurrency, make_op, finish, tick)
   end
-  return run_blocking(client, items, mode == "threads" and concurrency or 1, make_op, finish, tick)
+  return run_blocking(client, next_item, mode == "threads" and threads or 1, make_op, finish, tick)
 end
 
 return M

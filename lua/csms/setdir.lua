@@ -145,6 +145,12 @@ end
 
 function Journal:close() self.file:close() end
 
+-- Removes the journal when it is empty (a run that opened it and backed nothing up).
+function M.drop_empty_journal(dir)
+  local st = core.fs.lstat(dir .. "/" .. JOURNAL)
+  if st and st.type == "file" and st.size == 0 then os.remove(dir .. "/" .. JOURNAL) end
+end
+
 -- Writes a blob under a temporary name, without syncing (commit makes it durable): the name,
 -- or nil, err (kind "io").
 function M.write_temp(dir, file, data)

@@ -172,11 +172,12 @@ function M.reporter(command, quiet, as_json, limiter)
   local ok, failed, skipped = 0, 0, 0
   local r = {}
 
-  local function bar(done, total)
+  -- While a backup's listing goes on (more), the total is what it has selected so far: "16/200+".
+  local function bar(done, total, more)
     local width = 24
     local fill = total > 0 and math.floor(width * done / total) or width
-    local line = ("%s [%s%s] %d/%d  ok %d  failed %d  skipped %d  %s"):format(command,
-      ("#"):rep(fill), ("."):rep(width - fill), done, total, ok, failed, skipped,
+    local line = ("%s [%s%s] %d/%d%s  ok %d  failed %d  skipped %d  %s"):format(command,
+      ("#"):rep(fill), ("."):rep(width - fill), done, total, more and "+" or "", ok, failed, skipped,
       duration(core.time.monotonic() - t0))
     if limiter then
       local st = limiter:status()
@@ -190,12 +191,13 @@ function M.reporter(command, quiet, as_json, limiter)
     if drawn then say(io.stderr, "\r\027[K") end
   end
 
-  function r.progress(done, total, item)
+  function r.progress(done, total, item, more)
     if item.ok then ok = ok + 1 elseif item.skipped then skipped = skipped + 1 else failed = failed + 1 end
+    local last = done == total and not more
     if as_json then
       if tty then
         local now = core.time.monotonic()
-        if done == total or now - last_draw >= 0.1 then last_draw = now; bar(done, total) end
+        if last or now - last_draw >= 0.1 then last_draw = now; bar(done, total, more) end
       end
       return
     end
@@ -208,9 +210,9 @@ function M.reporter(command, quiet, as_json, limiter)
     end
     if tty then
       local now = core.time.monotonic()
-      if done == total or not drawn or now - last_draw >= 0.1 then
+      if last or not drawn or now - last_draw >= 0.1 then
         last_draw = now
-        bar(done, total)
+        bar(done, total, more)
       end
     end
   end
