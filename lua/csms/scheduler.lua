@@ -20,6 +20,7 @@ local TICK = 0.1 -- the longest wait between tick() calls while work remains
 local function clock() return operation.clock() end
 
 local SLOW_START_WAIT = 0.005 -- a light thread's sleep while slow start holds it back
+local SEND_NOW = 0.0001       -- a poll that only lets the transport send what was submitted
 local NOTHING_RUNNING = "csms.scheduler: the items source says more will come, but no operation "
   .. "is under way to bring it"
 
@@ -107,6 +108,7 @@ local function run_multi(client, next_item, concurrency, make_op, finish, tick)
   local inflight, count = {}, 0
   local waiting = {} -- { at, op, item }: retries not yet due
   local ready = {}   -- { op, item }: to send as soon as the limiter allows, oldest first
+  local early = {}   -- answers a send's poll brought: handled with the next poll's
   local failed_dead, later, unlaunched = false, true
 
   local function launch(r)
@@ -170,9 +172,12 @@ local function run_multi(client, next_item, concurrency, make_op, finish, tick)
   end
 
   -- Answers that came back together. The limiter hears the successes first, so that a 429
-  -- among them is measured against everything the gateway let through before it.
+  -- among them is measured against everything the gateway let through before it. The slots
+  -- they free are filled and the new requests sent at once (a poll that does not wait:
+  -- libcurl sends what was submitted when it is polled); the ended items' own work (finish:
+  -- writing files, progress) is done after, while those requests are on their way.
   local function answered(got)
-    local answers, throttles = {}, {}
+    local answers, throttles, ended = {}, {}, {}
     for _, c in ipairs(got) do
       local list = c.res and c.res.status == 429 and throttles or answers
       list[#list + 1] = c
@@ -184,15 +189,21 @@ local function run_multi(client, next_item, concurrency, make_op, finish, tick)
       count = count - 1
       local what, v = r.op:outcome(c.res, c.terr)
       if what == "done" then
-        finish(r.item, v)
+        ended[#ended + 1] = { r.item, v }
       elseif what == "failed" then
         if v.retryable and budget:dead() then failed_dead = true end
-        finish(r.item, nil, v)
+        ended[#ended + 1] = { r.item, nil, v }
       else
         r.at = clock() + v
         waiting[#waiting + 1] = r
       end
     end
+    local before = count
+    top_up(clock())
+    if count > before then
+      for _, c in ipairs(t:poll(SEND_NOW)) do early[#early + 1] = c end
+    end
+    for _, e in ipairs(ended) do finish(e[1], e[2], e[3]) end
   end
 
   while true do
@@ -206,6 +217,10 @@ local function run_multi(client, next_item, concurrency, make_op, finish, tick)
       -- asked may have given it more (then round again).
       if not later then return end
       if not unlaunched then error(NOTHING_RUNNING, 0) end
+    elseif #early > 0 then
+      local got = early
+      early = {}
+      answered(got)
     elseif count == 0 then
       if timeout > 0 then t:sleep(timeout) end
     else

@@ -15,7 +15,9 @@
 --                   submit(self, req) -> id | nil, message   (starts a request, does not wait)
 --                   poll(self, timeout) -> { { id = id, res = res, terr = terr }, ... }
 --                 (waits up to timeout seconds for completions, returns those that ended,
---                 possibly none); one loop keeps many requests in flight.
+--                 possibly none); one loop keeps many requests in flight. csms.scheduler
+--                 polls with a timeout under a millisecond right after submitting, so that
+--                 a transport that only sends when polled (libcurl) sends them at once.
 -- The default one is libcurl (csms.core.http, "multi"); inside nginx csms.cosocket ("threads"
 -- where cosockets exist). csms.new{ transport = fn } wraps a function fn(req) -> res | nil, terr
 -- as a "serial" transport, so other event loops can plug theirs in; a table declaring "multi"
