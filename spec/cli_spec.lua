@@ -495,6 +495,24 @@ describe("csms-backup progress", function()
   end)
 end)
 
+describe("csms-backup progress while the listing goes on", function()
+  it("shows the total selected so far with a + until the listing has ended", function()
+    seed(450) -- three pages; app-01..03 are on the first
+    local dir = tmpdir() .. "/set"
+    assert.equal(0, run { "backup", dir, "--endpoint", e.endpoint, "--names", "app-01,app-02,app-03" }.code)
+    e:config { latency_ms = 30 }
+    -- resume: the three are counted as skipped when the first page comes, while the next is listed
+    local r = run({ "backup", dir, "--endpoint", e.endpoint, "--resume" }, { tty = true })
+    e:config { latency_ms = 0 }
+    assert.equal(0, r.code, r.out)
+    local bars = {}
+    for bar in r.out:gmatch("\r(backup %[[^\r\n]-)\27%[K") do bars[#bars + 1] = bar end
+    assert.matches("^backup %[[#.]+%] %d+/%d+%+  ok %d+  failed 0  skipped [1-3]", bars[1])
+    assert.matches("^backup %[#+%] 450/450  ok 447  failed 0  skipped 3  %d", bars[#bars])
+    os.execute("rm -rf " .. q(dir))
+  end)
+end)
+
 describe("csms-backup output", function()
   it("never held the SK or the token (checked on every run above)", function()
     assert.is_true(#transcript >= 60, "runs recorded: " .. #transcript / 2)

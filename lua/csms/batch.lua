@@ -144,10 +144,11 @@ local backup_locked
 -- Backs up secrets into opts.dir (created 0700 if missing). Returns the report
 -- { ok, failed, skipped, items = { { name, ok, skipped, reason, err, file, bytes } }, dir,
 -- warnings }, or nil, err when the run cannot start or could not record its work: the
--- directory (kind "io", also when others can write to it), the listing, another project's
--- set ("config"), an unreadable set ("corrupt"), another backup writing the directory
--- ("busy"), a selection that selects nothing ("invalid_argument"), a journal write that failed
--- (a full disk: "io"; the set stays as it was, resumable).
+-- directory (kind "io", also when others can write to it), the listing (when it fails after
+-- some secrets were backed up, they stay in a set marked incomplete: err.note), another
+-- project's set ("config"), an unreadable set ("corrupt"), another backup writing the
+-- directory ("busy"), a selection that selects nothing ("invalid_argument"), a journal write
+-- that failed (a full disk: "io"; the set stays as it was, resumable).
 function M.backup(client, opts)
   check(getmetatable(client) == csms.Client, "the first argument must be a csms client")
   check_options(opts, BACKUP_OPTIONS)
@@ -217,9 +218,9 @@ function backup_locked(client, opts, dir)
   local pages = listing.pages(client)
   local PAGE = {}
   local queue, head, tail, queued = {}, 1, 0, {} -- selected, not yet handed out: queue[head..tail]
-  local listed, total = 0, 0    -- secrets listed; items selected so far (the progress total)
+  local listed, total = 0, 0 -- secrets listed; items selected so far (the progress total)
   local listing_on, page_due = true, true
-  local listing_err                 -- the listing's error, which ends the run (without names)
+  local listing_err -- the listing's error, which ends the run (without names)
 
   local function select_item(t)
     if queued[t.name] or names and not wanted[t.name] or not match(t.name) then return end
