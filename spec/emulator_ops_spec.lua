@@ -262,8 +262,12 @@ describe("csms emulator launcher", function()
       assert.is_nil(out:find("Usage"))
     end
     -- Canaries unique to this run: another suite on the machine (whose shell command lines
-    -- name its own canaries) cannot make this check fail.
-    local tag = ("%x%x"):format(os.time(), math.random(0, 0xffffff))
+    -- name its own canaries) cannot make this check fail. mktemp's random name, not
+    -- os.time() and math.random: suites started together (.ci/test runs them side by side)
+    -- share the second, and 5.1-5.3's unseeded math.random its sequence.
+    local tagfile = emulator.tmpname()
+    finally(function() os.remove(tagfile) end)
+    local tag = tagfile:match("([^/.]+)$")
     local SK, TOKEN = "SK-ENV-CANARY-" .. tag, "TOKEN-ENV-CANARY-" .. tag
     local port = emulator.free_port()
     local ok, out = emulator.run("CSMS_EMULATOR_SK=" .. SK .. " CSMS_EMULATOR_TOKEN=" .. TOKEN .. " " ..
