@@ -73,32 +73,40 @@ function M.start(opts)
   opts = opts or {}
   local dir = emulator.tmpdir()
   write(dir .. "/haproxy_app_settings.lua", opts.settings or "return {}")
-  local app = setmetatable({ port = emulator.free_port(), prefix = dir }, App)
+  local app = setmetatable({ prefix = dir }, App)
   local function lit(s) return (s:gsub("%%", "%%%%")) end
-  local conf = opts.config and opts.config(dir, app.port) or CONF:gsub("ROOT", lit(ROOT))
-    :gsub("PREFIX", lit(dir)):gsub("CPATH", lit(M.cpath())):gsub("PORT", tostring(app.port))
-    :gsub("FRONTEND", lit(opts.frontend or ""))
-  write(dir .. "/haproxy.cfg", conf)
   local env = {}
   for k, v in pairs(opts.env or {}) do env[#env + 1] = "export " .. k .. "=" .. q(v) .. "\n" end
-  local ok, out = sh("haproxy -c -q -f " .. q(dir .. "/haproxy.cfg"))
-  assert(ok, "haproxy -c: " .. tostring(out))
-  -- Started by a shell that stays to stop it when this Lua process (the spec run) exits.
-  write(dir .. "/run.sh", table.concat(env) .. ([[
+  -- A free port may be taken before HAProxy binds it (other suites run beside this one):
+  -- HAProxy then logs "cannot bind socket" and exits, and it starts again on another.
+  for _ = 1, 5 do
+    app.port = emulator.free_port()
+    local conf = opts.config and opts.config(dir, app.port) or CONF:gsub("ROOT", lit(ROOT))
+      :gsub("PREFIX", lit(dir)):gsub("CPATH", lit(M.cpath())):gsub("PORT", tostring(app.port))
+      :gsub("FRONTEND", lit(opts.frontend or ""))
+    write(dir .. "/haproxy.cfg", conf)
+    local ok, out = sh("haproxy -c -q -f " .. q(dir .. "/haproxy.cfg"))
+    assert(ok, "haproxy -c: " .. tostring(out))
+    -- Started by a shell that stays to stop it when this Lua process (the spec run) exits.
+    write(dir .. "/run.sh", table.concat(env) .. ([[
 haproxy -f %s > %s 2>&1 &
 hp=$!
 echo $hp > %s
 while kill -0 %s 2>/dev/null && kill -0 $hp 2>/dev/null; do sleep 1; done
 kill $hp 2>/dev/null
 ]]):format(q(dir .. "/haproxy.cfg"), q(dir .. "/haproxy.log"), q(dir .. "/haproxy.pid"), my_pid()))
-  assert(sh("sh " .. q(dir .. "/run.sh") .. " > /dev/null 2>&1 &"))
-  for _ = 1, 100 do
-    local code, body = app:get(opts.ready or "/ping", 1)
-    if code == 200 and (opts.ready or body:find("^pong")) then
-      app.pid = (emulator.read_all(dir .. "/haproxy.pid") or ""):match("%d+")
-      return app
+    os.remove(dir .. "/haproxy.log") -- the last attempt's
+    assert(sh("sh " .. q(dir .. "/run.sh") .. " > /dev/null 2>&1 &"))
+    for _ = 1, 100 do
+      local code, body = app:get(opts.ready or "/ping", 1)
+      if code == 200 and (opts.ready or body:find("^pong")) then
+        app.pid = (emulator.read_all(dir .. "/haproxy.pid") or ""):match("%d+")
+        return app
+      end
+      if app:log():find("cannot bind socket", 1, true) then break end
+      os.execute("sleep 0.05")
     end
-    os.execute("sleep 0.05")
+    if not app:log():find("cannot bind socket", 1, true) then break end
   end
   local log = app:log()
   if not os.getenv("KEEP") then app:stop() end

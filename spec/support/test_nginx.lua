@@ -64,13 +64,19 @@ function M.start(opts)
   local dir = emulator.tmpdir()
   assert(sh("mkdir -p " .. q(dir) .. "/logs " .. q(dir) .. "/tmp " .. q(dir) .. "/lua"))
   write(dir .. "/lua/nginx_app_settings.lua", opts.settings or "return {}")
-  local app = setmetatable({ port = emulator.free_port(), prefix = dir }, App)
+  local app = setmetatable({ prefix = dir }, App)
   local function lit(s) return (s:gsub("%%", "%%%%")) end
-  local conf = CONF:gsub("USER", lit(M.user_line())):gsub("MODULES", lit(M.modules))
-    :gsub("PREFIX", lit(dir)):gsub("ROOT", lit(ROOT)):gsub("PORT", tostring(app.port))
-    :gsub("HTTP", lit(opts.http or "")):gsub("SERVER", lit(opts.server or ""))
-  write(dir .. "/nginx.conf", conf)
-  local ok, out = sh(("nginx -p %s -c nginx.conf"):format(q(dir)))
+  local ok, out
+  -- A free port may be taken before nginx binds it (other suites run beside this one): another.
+  for _ = 1, 5 do
+    app.port = emulator.free_port()
+    local conf = CONF:gsub("USER", lit(M.user_line())):gsub("MODULES", lit(M.modules))
+      :gsub("PREFIX", lit(dir)):gsub("ROOT", lit(ROOT)):gsub("PORT", tostring(app.port))
+      :gsub("HTTP", lit(opts.http or "")):gsub("SERVER", lit(opts.server or ""))
+    write(dir .. "/nginx.conf", conf)
+    ok, out = sh(("nginx -p %s -c nginx.conf"):format(q(dir)))
+    if ok or not out:find("Address already in use", 1, true) then break end
+  end
   assert(ok, out)
   for _ = 1, 100 do
     if sh(("curl -s -m 1 http://127.0.0.1:%d/ping | grep -q pong"):format(app.port)) then return app end
