@@ -218,7 +218,7 @@ describe("transient failures", function()
   end)
 
   it("fails fast with kind transport when nothing listens", function()
-    local c = new_client { endpoint = "http://127.0.0.1:" .. emulator.free_port(), retries = 2 }
+    local c = new_client { endpoint = "http://127.0.0.1:" .. emulator.closed_port(), retries = 2 }
     local res, err = c:backup("s")
     assert.is_nil(res)
     assert.equal("transport", err.kind)

@@ -35,7 +35,7 @@ teardown(function() if e then e:stop() end end)
 
 describe("memory", function()
   it("is flat over rounds of clients, failed requests and signing", function()
-    local closed = emulator.free_port()
+    local closed = emulator.closed_port()
     local dead = "http://127.0.0.1:" .. closed
     e:config { fault_rate = 1, faults = { "500", "502html", "503", "drop", "429" }, retry_after = 0 }
     local heap, rss = {}, {}

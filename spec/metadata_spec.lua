@@ -90,7 +90,7 @@ describe("the ECS metadata provider", function()
   end)
 
   it("fails clearly when no metadata service answers", function()
-    local c = assert(csms.new { metadata = "http://127.0.0.1:" .. emulator.free_port(), endpoint = e.endpoint })
+    local c = assert(csms.new { metadata = "http://127.0.0.1:" .. emulator.closed_port(), endpoint = e.endpoint })
     local res, err = c:backup("s")
     assert.is_nil(res)
     assert.equal("config", err.kind)

@@ -440,7 +440,7 @@ describe("a dead endpoint", function()
     for i = 1, 200 do names[i] = ("n-%03d"):format(i) end
     local sent = 0
     local real = csms.new { ak = "AK", sk = "SK", project_id = "p", endpoint = "http://127.0.0.1:"
-      .. emulator.free_port(), timeout = 2 }
+      .. emulator.closed_port(), timeout = 2 }
     local c = assert(csms.new { ak = "AK", sk = "SK", project_id = "p", endpoint = real.endpoint,
       backoff_base = 0.001, backoff_max = 0.001,
       transport = function(req) sent = sent + 1; return real.transport:request(req) end })

@@ -21,7 +21,8 @@
 --                                   { status=, headers=, body=, json=, err= }
 --   e:http{ method=, target=, headers=, body= }  -- exact bytes (http.raw) -> status, headers, body
 --   emulator.node_sign{ {method=, url=, headers=, query=, body_json=, ak=, sk=, date=}, ... }
---   emulator.http{ port=, target=, ... }, emulator.encode, emulator.free_port, emulator.launcher,
+--   emulator.http{ port=, target=, ... }, emulator.encode, emulator.free_port, emulator.closed_port,
+--   emulator.launcher,
 --   emulator.root, .shell_quote, .sh, .run, .read_all, .tmpname, .tmpdir, .node_dir
 local socket = require "socket"
 local shell = require "spec.support.shell"
@@ -39,11 +40,24 @@ M.launcher = M.root .. "/bin/csms-emulator"
 
 local q, sh = shell.shell_quote, shell.sh
 
---- A port nobody listens on right now.
+--- A port nobody listens on right now (for a server to listen on: another process may take it
+--- first, so a server started on it retries on another when the port is in use).
 function M.free_port()
   local s = assert(socket.bind("127.0.0.1", 0))
   local _, port = s:getsockname()
   s:close()
+  return tonumber(port)
+end
+
+--- A port nobody listens on while this process runs (a dead endpoint): bound here without
+--- listen(), so a connection to it is refused and no other process (another suite beside this
+--- one) can listen on it meanwhile.
+local held = {}
+function M.closed_port()
+  local s = assert(socket.tcp())
+  assert(s:bind("127.0.0.1", 0))
+  held[#held + 1] = s
+  local _, port = s:getsockname()
   return tonumber(port)
 end
 
