@@ -157,12 +157,16 @@ end)
 
 describe("csms-backup --json", function()
   it("prints one JSON document for every error: usage, settings, the set, the service", function()
+    -- A directory of this run's own: a fixed one (/tmp/x) could be locked ("busy") by the same
+    -- test of another suite running beside this one.
+    local x = emulator.tmpdir() .. "/x"
+    finally(function() os.execute("rm -rf " .. q(x:match("^(.*)/x$"))) end)
     local cases = {
       { { "verify", "/nonexistent/set", "--json" }, 2, "io" },
       { { "backup", "--json" }, 2, "usage" },
-      { { "backup", "/tmp/x", "--json", "--concurrency", "0" }, 2, "usage" },
+      { { "backup", x, "--json", "--concurrency", "0" }, 2, "usage" },
       { { "list", "--json", "--endpoint", "http://127.0.0.1:1", "--retries", "0" }, 1, "transport" },
-      { { "backup", "/tmp/x", "--json", "--endpoint", e.endpoint, "--match", "zz*" }, 2, "invalid_argument" },
+      { { "backup", x, "--json", "--endpoint", e.endpoint, "--match", "zz*" }, 2, "invalid_argument" },
     }
     for _, case in ipairs(cases) do
       local r = run(case[1])
