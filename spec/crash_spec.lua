@@ -16,7 +16,11 @@ describe("backup sets under kill -9", function()
     e:stop()
     assert(ok, res)
     assert.is_true(res.sets_checked >= n)
-    assert.is_true(res.midway >= res.trials / 2, "most kills land while a run is going on")
+    -- The kills must land while runs go on (a harness whose kills all come after the run's end
+    -- proves nothing: 0). About 3 in 4 do; on a loaded machine a short run can end between two
+    -- of the parent's polls (one CI run had 3 of 8), so a quarter is the bound, not a half.
+    assert.is_true(res.midway >= res.trials / 4, ("kills while a run was going on: %d of %d")
+      :format(res.midway, res.trials))
     assert.same({}, res.failures, "seed " .. seed)
   end)
 end)
