@@ -210,13 +210,13 @@ describe("csms.ratelimit", function()
       function(l, t)
         l:sent(1000)
         for i = 1, 41 do l:sent(1001 + i / 64) end
-        t.now = 1001 + 41 / 64
-        l:throttle(t.now, nil) -- the 41st refused: 40 through in the second before
+        t.now = 1002 -- the 41st refused, its answer late: a cut, 40 through in the second before
+        l:throttle(1001 + 41 / 64, nil)
         assert.equal(40, l.ceiling)
         for i = 1, 39 do l:sent(1001.75 + i / 64) end
-        t.now = 1002.625
+        t.now = 1002.7
         l:sent()
-        l:throttle(t.now, nil) -- 39 through in the second before
+        l:throttle(t.now, nil) -- within a second of the cut (no cut): 39 through in the second before
         t.now = t.now + ratelimit.REMEASURE_AFTER
         l:acquire()
       end, 40 },

@@ -219,8 +219,9 @@ function Limiter:measure(sent_at)
   return math.max(M.MIN_RATE, second_to(self.sent_c, sent_at) - second_to(self.throttled_c, sent_at))
 end
 
--- Whether a measure lowers the ceiling c: by more than a request and NOISE. The client counts
--- by send time, the gateway by arrival; the least of many measures would follow the difference.
+-- Whether a measure other than a cut's own lowers the ceiling c: by more than a request and
+-- NOISE. The client counts by send time, the gateway by arrival, and the least of many measures
+-- would follow the difference down (a cut's, one a second at most, lowers it as it is).
 local function lower(c, seen)
   return seen < c - math.max(1, M.NOISE * c)
 end
@@ -229,7 +230,7 @@ end
 function Limiter:set_ceiling(seen, sent_at, ra)
   local c = self.ceiling
   self.confirmed = c and not self.provisional and seen >= (1 - M.SAME) * c and self.confirmed + 1 or 0
-  if c and not self.provisional then seen = lower(c, seen) and seen or c end
+  if c and not self.provisional then seen = math.min(seen, c) end
   self.provisional = sent_at - self.first_send < 1 and not ra
   self.ceiling = seen
   self:set_rate(M.SETTLE * seen)
@@ -286,6 +287,7 @@ end
 -- the rate. Measures from the client's first second, which may be low (a bucket's burst), only
 -- correct the cut they made; a first second's ceiling is replaced, not lowered, by the next.
 function Limiter:settle(now)
+  if #self.pending == 0 then return end
   local lowered, keep = false, {}
   for _, p in ipairs(self.pending) do
     if now < p.at then
@@ -293,7 +295,7 @@ function Limiter:settle(now)
     elseif self.ceiling and (p.sent_at == self.cut_sent_at
       or not self.provisional and p.sent_at - self.first_send >= 1) then
       local seen = self:measure(p.sent_at)
-      if self.provisional and seen < self.ceiling or lower(self.ceiling, seen) then
+      if p.sent_at == self.cut_sent_at and seen < self.ceiling or lower(self.ceiling, seen) then
         self.ceiling, lowered = seen, true
         self:set_rate(M.SETTLE * seen)
       end
