@@ -2,6 +2,7 @@
 -- store, corruption, a killed run resumed, incremental runs and conflicts.
 local csms = require "csms"
 local batch = require "csms.batch"
+local shell = require "spec.support.shell"
 local core = require "csms.core"
 local emulator = require "spec.support.emulator"
 local json = require "csms.json"
@@ -23,12 +24,7 @@ local function tmpdir()
   return d .. "-set"
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local function read(path) return assert(shell.read_all(path), path) end
 
 local function write(path, data)
   local f = assert(io.open(path, "wb"))
@@ -158,11 +154,7 @@ describe("batch.backup and batch.restore", function()
     assert.equal(450, report.ok)
     -- The emulator's arrivals, in order: a backup came before the last page was asked for.
     -- A run that lists everything first sends its first backup after the third page.
-    local first_backup, last_list, lists = nil, nil, 0
-    for i, a in ipairs(e:stats().arrivals) do
-      if a.op == "backup" then first_backup = first_backup or i end
-      if a.op == "list" then last_list, lists = i, lists + 1 end
-    end
+    local first_backup, last_list, lists = emulator.listing_order(e:stats().arrivals)
     assert.equal(3, lists)
     assert.is_true(first_backup < last_list, ("first backup arrived %s, last page %s"):format(first_backup,
       last_list))

@@ -231,11 +231,7 @@ describe("csms inside nginx", function()
     assert.equal(200, code, tostring(body) .. app_log())
     assert.equal("ok=461 failed=0\n", body)
     -- The emulator's arrivals, in order: a backup came before the last page was asked for.
-    local first_backup, last_list, lists = nil, nil, 0
-    for i, a in ipairs(plain:stats().arrivals) do
-      if a.op == "backup" then first_backup = first_backup or i end
-      if a.op == "list" then last_list, lists = i, lists + 1 end
-    end
+    local first_backup, last_list, lists = emulator.listing_order(plain:stats().arrivals)
     assert.equal(3, lists)
     assert.is_true(first_backup < last_list, ("first backup arrived %s, last page %s"):format(first_backup,
       last_list))

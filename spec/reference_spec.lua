@@ -13,16 +13,12 @@
 --   * every module file under lua/csms is listed as public or internal.
 local csms = require "csms"
 local batch = require "csms.batch"
+local shell = require "spec.support.shell"
 local errors = require "csms.errors"
 local core = require "csms.core"
 local cjson = require "cjson.safe"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local function read(path) return assert(shell.read_all(path), path) end
 
 local function sorted(set)
   local out = {}

@@ -98,6 +98,18 @@ end
 --- opts: latency_ms, tls (true: a self-signed certificate made here, or {cert=, key=}),
 --- args (extra CLI flags), port, state_dir, seed, sk and token (see secret_files), watch
 --- (default true: the emulator stops when this Lua process exits, even without e:stop()).
+--- Where a whole-project backup's listing and backups fell in the emulator's arrivals (its
+--- stats().arrivals, in order): the index of the first backup, of the last listing page, and
+--- the number of pages.
+function M.listing_order(arrivals)
+  local first_backup, last_list, lists = nil, nil, 0
+  for i, a in ipairs(arrivals) do
+    if a.op == "backup" then first_backup = first_backup or i end
+    if a.op == "list" then last_list, lists = i, lists + 1 end
+  end
+  return first_backup, last_list, lists
+end
+
 function M.start(opts)
   opts = opts or {}
   local args = {}
