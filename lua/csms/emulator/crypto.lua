@@ -63,8 +63,11 @@ function M.random(n)
   return ffi_str(buf, n)
 end
 
+local HEX = {}
+for i = 0, 255 do HEX[char(i)] = format("%02x", i) end
+
 function M.hex(s)
-  return (gsub(s, ".", function(c) return format("%02x", byte(c)) end))
+  return (gsub(s, ".", HEX))
 end
 
 function M.unhex(h)
