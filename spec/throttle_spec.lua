@@ -256,6 +256,27 @@ describe("csms.ratelimit", function()
     assert.near(2 / l.rate, l:acquire(), 1e-9)
   end)
 
+  it("keeps the hold of throttles in a row when a measure taken again lowers the rate", function()
+    -- seen in bench/throttle.lua (fixed window, 100/s, 64 in flight): each measure taken again
+    -- restarted the turns at once, so the client went on sending into a spent window (30 429s)
+    local t, clock = fake_clock()
+    local l = ratelimit.new { clock = clock }
+    l:sent(1000)
+    burst(l, t, 50, 1001.5)
+    t.now = 1001.501
+    for _ = 1, 10 do l:throttle(1001.5, nil) end -- the cut: 49 through, as far as it knows yet
+    assert.equal(49, l.ceiling)
+    for _, at in ipairs { 1001.53, 1001.54 } do -- two more in a row: the hold is 4 intervals
+      t.now = at
+      l:sent()
+      l:throttle(at, nil)
+    end
+    t.now = 1001.56
+    local wait = l:acquire() -- the cut's measure taken again: 40
+    assert.equal(40, l.ceiling)
+    assert.near(1001.54 + 4 / (ratelimit.SETTLE * 49) - t.now, wait, 1e-9)
+  end)
+
   it("budget: retries cost 5 (timeouts 10), successes give 1 back; spent by failures alone it is dead", function()
     local b = ratelimit.budget()
     for _ = 1, 50 do b:failure(); assert.is_true(b:take(true)) end

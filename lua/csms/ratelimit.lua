@@ -104,7 +104,7 @@ function M.new(opts)
     clock = opts.clock, fixed = opts.rate_limit, adaptive = opts.adaptive ~= false,
     dict = opts.dict, key = opts.key,
     enabled = false, rate = nil, tat = -math.huge, inflight = 0,
-    paused_until = -math.huge, reset_at = -math.huge, ceiling = nil, confirmed = 0,
+    paused_until = -math.huge, held_until = -math.huge, reset_at = -math.huge, ceiling = nil, confirmed = 0,
     last_cut = -math.huge, probe_at = math.huge, ra_seen = 0, pending = {},
     throttled = 0, in_a_row = 0, throttle_seen = -math.huge, sends = 0, sent_c = counter(), throttled_c = counter(),
     synced_at = -math.huge,
@@ -128,7 +128,7 @@ end
 -- from now at the new rate (they ask again: reset_at is later than their turn).
 function Limiter:reset(now)
   self.reset_at, self.reset_rate = now, self.rate
-  self.tat = math.max(now, self.paused_until)
+  self.tat = math.max(now, self.paused_until, self.held_until)
 end
 
 -- The sends of the last second: the "current send rate" (per second).
@@ -277,8 +277,8 @@ function Limiter:throttle(sent_at, retry_after, now)
   if self.enabled and not ra then
     local hold = math.min(1, 2 ^ (self.in_a_row - 1) / self.rate)
     if now + hold > self.tat then
+      self.held_until = now + hold -- kept by the resets of the measures taken again meanwhile
       self:reset(now)
-      self.tat = now + hold
     end
   end
 end
