@@ -75,7 +75,8 @@ local srv = assert(socket.bind("127.0.0.1", 0))
 local _, port = srv:getsockname()
 io.stdout:write(port, "\n") io.stdout:flush()
 srv:settimeout(60)
-local listing = '{"secrets":[{"name":"db-password"},{"name":"ok-one"}],"page_info":{"next_marker":null}}'
+local listing = '{"secrets":[{"name":"db-password","update_time":NaN},{"name":"ok-one","create_time":-1e400}],'
+  .. '"page_info":{"next_marker":null}}'
 local evil = [[{"error_code":"CSMS.0002","error_msg":"refused\nok db-password (1499 bytes)\u001b[2J]]
   .. [[\u001b]0;owned\u0007\u009b31m]] .. "\255\254\192\175" .. [["}]]
 local deadline = socket.gettime() + 60
@@ -152,6 +153,15 @@ describe("csms-backup prints what the service says safely (item 20)", function()
     assert.matches("refused", doc.items[1].error, 1, true)
     assert.is_nil(doc.items[1].error:find("\n", 1, true))
     os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("list --json: numbers JSON cannot carry (lua-cjson reads NaN, 1e400) are printed as null", function()
+    local r = run { "list", "--json", "--endpoint", "http://127.0.0.1:" .. port, "--retries", "0" }
+    assert.equal(0, r.code, r.err)
+    local doc = assert(cjson.decode(r.out), r.out)
+    assert.same({ "db-password", "ok-one" }, { doc[1].name, doc[2].name })
+    assert.equal(cjson.null, doc[1].update_time)
+    assert.equal(cjson.null, doc[2].create_time)
   end)
 end)
 

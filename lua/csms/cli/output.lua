@@ -61,9 +61,20 @@ function M.clean(s)
 end
 local clean = M.clean
 
+-- lua-cjson reads NaN, Infinity and 1e400 from a service, numbers JSON cannot carry: null
+-- (in place: a document is printed once, at the end).
+local function finite(v, depth)
+  if type(v) == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return json.null end
+  elseif type(v) == "table" and depth < 1000 then
+    for k, x in pairs(v) do v[k] = finite(x, depth + 1) end
+  end
+  return v
+end
+
 -- One --json document: valid UTF-8 whatever the service sent (every string, keys too, cleaned).
 local function document(v)
-  return json.encode(v, clean)
+  return json.encode(finite(v, 0), clean)
 end
 
 local function duration(s)
