@@ -95,9 +95,6 @@ local function secret_files(opts, args)
   return files
 end
 
---- opts: latency_ms, tls (true: a self-signed certificate made here, or {cert=, key=}),
---- args (extra CLI flags), port, state_dir, seed, sk and token (see secret_files), watch
---- (default true: the emulator stops when this Lua process exits, even without e:stop()).
 --- Where a whole-project backup's listing and backups fell in the emulator's arrivals (its
 --- stats().arrivals, in order): the index of the first backup, of the last listing page, and
 --- the number of pages.
@@ -110,6 +107,9 @@ function M.listing_order(arrivals)
   return first_backup, last_list, lists
 end
 
+--- opts: latency_ms, tls (true: a self-signed certificate made here, or {cert=, key=}),
+--- args (extra CLI flags), port, state_dir, seed, sk and token (see secret_files), watch
+--- (default true: the emulator stops when this Lua process exits, even without e:stop()).
 function M.start(opts)
   opts = opts or {}
   local args = {}
