@@ -12,6 +12,7 @@ describe("csms.json.encode", function()
     { "a list with holes (nulls cjson decoded, made nil)", { 1, nil, 3, nil, 5 }, "[1,null,3,null,5]" },
     { "keys sorted", { b = 1, a = 2, c = { z = 1, y = json.null } }, '{"a":2,"b":1,"c":{"y":null,"z":1}}' },
     { "number keys as text", { [2] = "x", [10] = "y" }, '{"10":"y","2":"x"}' },
+    { "keys escaped like strings", { ['a"b'] = 1, ["\n"] = 2 }, '{"\\n":2,"a\\"b":1}' },
     { "slash not escaped", { dir = "/backups/prod" }, '{"dir":"/backups/prod"}' },
     { "controls escaped", "a\"b\\c\n\t\0\127", '"a\\"b\\\\c\\n\\t\\u0000\\u007f"' },
     { "UTF-8 kept", "ünï ✓", '"ünï ✓"' },
@@ -29,6 +30,13 @@ describe("csms.json.encode", function()
   it("maps every string, keys too, through text when given", function()
     local upper = function(s) return s:upper() end
     assert.equal('{"K":["V",1]}', json.encode({ k = { "v", 1 } }, upper))
+  end)
+
+  it("writes every key of objects with more keys than it keeps written", function()
+    local t = {}
+    for i = 1, 1500 do t["k" .. i] = i end
+    assert.same(t, json.decode(json.encode(t)))
+    assert.same(t, json.decode(json.encode(t))) -- the second time with the keys it kept
   end)
 
   it("round-trips through cjson", function()

@@ -77,6 +77,17 @@ local function list_length(t)
   return n
 end
 
+-- '"key":' for an object key: the same few field names come again and again (the emulator's
+-- records, a manifest's items), so the first KEYS_KEPT are kept written.
+local KEYS_KEPT, keys_kept, written_keys = 512, 0, {}
+local function key_text(s)
+  local w = written_keys[s]
+  if w then return w end
+  w = encode_string(s) .. ":"
+  if keys_kept < KEYS_KEPT then written_keys[s], keys_kept = w, keys_kept + 1 end
+  return w
+end
+
 -- Deep enough for anything cjson decodes (its limit is 1000), and a stop for a cycle.
 local MAX_DEPTH = 1000
 
@@ -100,23 +111,29 @@ local function encode_value(v, out, depth, text)
       end
       out[#out + 1] = "]"
     else
-      local keys, key_of = {}, {}
+      local keys, key_of = {}, nil -- key_of: the number keys, by their text
       for k in pairs(v) do
-        local s = k
-        if type(k) == "number" then
-          s = encode_number(k)
-        elseif type(k) ~= "string" then
-          error("json: object keys must be strings, got " .. type(k))
+        local tk = type(k)
+        if tk == "number" then
+          local s = encode_number(k)
+          key_of = key_of or {}
+          keys[#keys + 1], key_of[s] = s, k
+        elseif tk == "string" then
+          keys[#keys + 1] = k
+        else
+          error("json: object keys must be strings, got " .. tk)
         end
-        keys[#keys + 1], key_of[s] = s, k
       end
       sort(keys)
       out[#out + 1] = "{"
       for i, s in ipairs(keys) do
         if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = encode_string(text and text(s) or s)
-        out[#out + 1] = ":"
-        encode_value(v[key_of[s]], out, depth + 1, text)
+        if text then
+          out[#out + 1] = encode_string(text(s)) .. ":"
+        else
+          out[#out + 1] = key_text(s)
+        end
+        encode_value(v[key_of and key_of[s] or s], out, depth + 1, text)
       end
       out[#out + 1] = "}"
     end
