@@ -42,10 +42,14 @@ end
 -- Seconds since the epoch of an HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT"), or nil.
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
                  Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+local last_date, last_seconds -- every answer has a Date, the same for a second: parsed once
 local function http_date(v)
+  if v == last_date then return last_seconds end
   local d, mon, y, hh, mm, ss = (v or ""):match("(%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
-  if not (d and MONTHS[mon]) then return nil end
-  return config.epoch(tonumber(y), MONTHS[mon], tonumber(d), tonumber(hh), tonumber(mm), tonumber(ss))
+  local t = d and MONTHS[mon] and
+    config.epoch(tonumber(y), MONTHS[mon], tonumber(d), tonumber(hh), tonumber(mm), tonumber(ss))
+  last_date, last_seconds = v, t or nil
+  return last_seconds
 end
 
 -- Seconds from a Retry-After value: delta-seconds or an HTTP date.
