@@ -57,6 +57,19 @@ describe("config.resolve", function()
     assert.equal("https://csms.internal:8443", s.endpoint)
   end)
 
+  it("takes an endpoint of a name, an IPv4 or a bracketed IPv6 address and a port 1-65535", function()
+    for given, want in pairs {
+      ["http://[::1]:8080/"] = "http://[::1]:8080", ["https://[2001:db8::7]"] = "https://[2001:db8::7]",
+      ["http://127.0.0.1:1"] = "http://127.0.0.1:1", ["https://h:65535"] = "https://h:65535",
+    } do
+      assert.equal(want, config.endpoint(given))
+    end
+    for _, bad in ipairs { "http://h:0", "http://h:", "http://h:080x", "http://[::1", "http://::1]",
+                           "http://h:123456", "http://[]" } do
+      assert.is_nil(config.endpoint(bad), bad)
+    end
+  end)
+
   it("explains what is missing or wrong, naming the field", function()
     local cases = {
       { { project_id = P }, {}, "no endpoint", "region" },

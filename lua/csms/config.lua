@@ -92,10 +92,24 @@ local function profile_path(getenv)
   return home and (home .. "/.huaweicloud/credentials") or nil
 end
 
+--- An endpoint as csms.new takes one: http(s)://host[:port] with no path (trailing slashes
+--- dropped), host a name, an IPv4 address or a [bracketed IPv6] one, port 1-65535. Returns it,
+--- or nil. (A port of 99999 or an unclosed "[" reached libcurl as a retried transport error.)
+function M.endpoint(s)
+  local ep = s:gsub("/+$", "")
+  local port = ep:match("^https?://%[[%x:%.]+%](.*)$") or ep:match("^https?://[%w%.%-]+(.*)$")
+  if not port then return nil end
+  if port ~= "" then
+    local n = tonumber(port:match("^:(%d%d?%d?%d?%d?)$"))
+    if not n or n < 1 or n > 65535 then return nil end
+  end
+  return ep
+end
+
 local function resolve_endpoint(opts, getenv)
   if opts.endpoint then
-    local ep = opts.endpoint:gsub("/+$", "")
-    if not ep:match("^https?://[%w%.%-%[%]:]+$") then
+    local ep = M.endpoint(opts.endpoint)
+    if not ep then
       return config_error("endpoint must be http(s)://host[:port] with no path, got " .. shown(opts.endpoint),
         "endpoint")
     end

@@ -52,8 +52,8 @@ end
 -- profile's iam_endpoint, else the region's.
 local function iam_endpoint(opts, s)
   if opts.iam_endpoint then
-    local ep = opts.iam_endpoint:gsub("/+$", "")
-    if not ep:match("^https?://[%w%.%-%[%]:]+$") then
+    local ep = config.endpoint(opts.iam_endpoint)
+    if not ep then
       return nil, errors.new("config", "iam_endpoint must be http(s)://host[:port] with no path",
         { field = "iam_endpoint" })
     end
