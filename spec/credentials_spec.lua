@@ -160,6 +160,18 @@ describe("credentials.env", function()
     os.remove(file)
     assert.equal("http://127.0.0.1:9/v3.0/OS-AUTH/id-token/tokens", t.requests[1].url)
   end)
+
+  it("refuses an IAM endpoint libcurl could not parse (a port over 65535), sending nothing", function()
+    local file = tmpfile("jwt")
+    local t = fake.new(oidc_iam(clock(), 3600))
+    local creds, err = credentials.env({ transport = t, region = "cn-north-4", getenv = env {
+      HUAWEICLOUD_SDK_IDP_ID = "i", HUAWEICLOUD_SDK_ID_TOKEN_FILE = file,
+      HUAWEICLOUD_SDK_IAM_ENDPOINT = "http://127.0.0.1:99999" } }):credentials()
+    os.remove(file)
+    assert.is_nil(creds)
+    assert.same({ "config", "iam_endpoint" }, { err.kind, err.field })
+    assert.equal(0, #t.requests)
+  end)
 end)
 
 describe("credentials.profile", function()

@@ -20,8 +20,8 @@ local function nonempty(v) if v ~= nil and v ~= "" then return v end end
 function M.endpoint(region, getenv, profile_endpoint)
   local ep = nonempty((getenv or os.getenv)("HUAWEICLOUD_SDK_IAM_ENDPOINT")) or nonempty(profile_endpoint)
   if ep then
-    local clean = ep:gsub("/+$", "")
-    if not clean:match("^https?://[%w%.%-%[%]:]+$") then
+    local clean = config.endpoint(ep)
+    if not clean then
       return nil, errors.new("config", "the IAM endpoint must be http(s)://host[:port] with no path",
         { field = "iam_endpoint" })
     end
