@@ -277,6 +277,30 @@ describe("csms.ratelimit", function()
     assert.near(1001.54 + 4 / (ratelimit.SETTLE * 49) - t.now, wait, 1e-9)
   end)
 
+  it("shares a ceiling a measure taken again lowered, not only a cut's, through a shared dict", function()
+    -- two nginx workers' limiters on one dict (get/set as ngx.shared's): before, the other
+    -- worker kept the cut's ceiling until a cut of its own
+    local t, clock = fake_clock()
+    local store = {}
+    local dict = { get = function(_, k) return store[k] end, set = function(_, k, v) store[k] = v end }
+    local a = ratelimit.new { clock = clock, dict = dict, key = "k" }
+    local b = ratelimit.new { clock = clock, dict = dict, key = "k" }
+    a:sent(1000)
+    burst(a, t, 50, 1001.5)
+    t.now = 1001.501
+    for _ = 1, 10 do a:throttle(1001.5, nil) end
+    assert.equal(49, a.ceiling)
+    b:acquire()
+    assert.equal(49, b.ceiling) -- the cut, adopted
+    t.now = 1001.56
+    a:acquire() -- measured again: 40
+    assert.equal(40, a.ceiling)
+    t.now = 1002.1 -- b reads the dict again (at most every half second)
+    b:acquire()
+    assert.equal(40, b.ceiling)
+    assert.near(ratelimit.SETTLE * 40, b.rate, 1e-9)
+  end)
+
   it("budget: retries cost 5 (timeouts 10), successes give 1 back; spent by failures alone it is dead", function()
     local b = ratelimit.budget()
     for _ = 1, 50 do b:failure(); assert.is_true(b:take(true)) end

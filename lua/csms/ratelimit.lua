@@ -104,10 +104,11 @@ function M.new(opts)
     clock = opts.clock, fixed = opts.rate_limit, adaptive = opts.adaptive ~= false,
     dict = opts.dict, key = opts.key,
     enabled = false, rate = nil, tat = -math.huge, inflight = 0,
-    paused_until = -math.huge, held_until = -math.huge, reset_at = -math.huge, ceiling = nil, confirmed = 0,
+    paused_until = -math.huge, held_until = -math.huge, reset_at = -math.huge,
+    ceiling = nil, confirmed = 0, changed_at = -math.huge,
     last_cut = -math.huge, probe_at = math.huge, ra_seen = 0, pending = {},
-    throttled = 0, in_a_row = 0, throttle_seen = -math.huge, sends = 0, sent_c = counter(), throttled_c = counter(),
-    synced_at = -math.huge,
+    throttled = 0, in_a_row = 0, throttle_seen = -math.huge, sends = 0,
+    sent_c = counter(), throttled_c = counter(), synced_at = -math.huge,
   }, Limiter)
   if self.fixed then
     self.enabled = true
@@ -148,16 +149,17 @@ function Limiter:max_inflight(now)
 end
 
 -- ---------------------------------------------------------------- sharing across nginx workers
--- The dict holds "enabled rate ceiling confirmed last_cut paused_until" under key; a worker
--- adopts a state newer than its own (a later cut, a later pause) and writes its own after each
--- change.
+-- The dict holds "enabled rate ceiling confirmed last_cut paused_until changed_at" under key; a
+-- worker adopts a state newer than its own (a later change of the ceiling: a cut, or a measure
+-- taken again that lowered it; a later pause) and writes its own after each change.
 
 local function num(v) return v == -math.huge and -1 or v == math.huge and -1 or v end
 
 function Limiter:share(now)
   if not self.dict then return end
-  self.dict:set(self.key, ("%d %.6f %.6f %d %.6f %.6f"):format(self.enabled and 1 or 0,
-    self.rate or 0, self.ceiling or 0, self.confirmed, num(self.last_cut), num(self.paused_until)))
+  self.dict:set(self.key, ("%d %.6f %.6f %d %.6f %.6f %.6f"):format(self.enabled and 1 or 0,
+    self.rate or 0, self.ceiling or 0, self.confirmed, num(self.last_cut), num(self.paused_until),
+    num(self.changed_at)))
   self.synced_at = now
 end
 
@@ -166,16 +168,22 @@ function Limiter:sync(now)
   self.synced_at = now
   local v = self.dict:get(self.key)
   if type(v) ~= "string" then return end
-  local en, rate, ceiling, confirmed, cut, pause = v:match("^(%d) (%S+) (%S+) (%d+) (%S+) (%S+)$")
+  local en, rate, ceiling, confirmed, cut, pause, changed =
+    v:match("^(%d) (%S+) (%S+) (%d+) (%S+) (%S+) (%S+)$")
   if not en then return end
-  rate, ceiling, cut, pause = tonumber(rate), tonumber(ceiling), tonumber(cut), tonumber(pause)
+  rate, ceiling, cut, pause, changed = tonumber(rate), tonumber(ceiling), tonumber(cut),
+    tonumber(pause), tonumber(changed)
   local newer = false
   if pause and pause > self.paused_until then self.paused_until, newer = pause, true end
-  if en == "1" and self.adaptive and cut and cut > self.last_cut and ceiling and ceiling > 0 then
+  if en == "1" and self.adaptive and changed and changed > self.changed_at and cut and ceiling
+    and ceiling > 0 then
     self.enabled, self.window, self.ceiling, self.confirmed = true, nil, ceiling, tonumber(confirmed)
-    self.last_cut, self.above_at = cut, nil
-    self.probe_at = cut + self:probe_wait()
-    self.probe_t = self.probe_at
+    self.changed_at = changed
+    if cut > self.last_cut then
+      self.last_cut, self.above_at = cut, nil
+      self.probe_at = cut + self:probe_wait()
+      self.probe_t = self.probe_at
+    end
     self:set_rate(rate)
     newer = true
   end
@@ -256,7 +264,7 @@ function Limiter:throttle(sent_at, retry_after, now)
   local probing = now >= self.probe_at
   if self.adaptive and sent_at >= self.last_cut and (probing or now - self.last_cut >= 1) then
     self:set_ceiling(self:measure(sent_at), sent_at, ra)
-    self.last_cut, self.enabled, self.above_at = now, true, nil
+    self.last_cut, self.changed_at, self.enabled, self.above_at = now, now, true, nil
     self.probe_at = now + self:probe_wait()
     self.probe_t = self.probe_at
     self.cut_sent_at = sent_at
@@ -303,6 +311,7 @@ function Limiter:settle(now)
   end
   self.pending = keep
   if lowered then
+    self.changed_at = now
     self:reset(now)
     self:share(now)
   end
@@ -327,7 +336,10 @@ function Limiter:success(now)
   -- have refused some: every window of a second lies within two).
   if sending > (1 + M.SAME) * self.ceiling then
     self.above_at = self.above_at or now
-    if now - self.above_at >= 2 then self.ceiling, self.confirmed, self.above_at = sending, 0, nil end
+    if now - self.above_at >= 2 then
+      self.ceiling, self.confirmed, self.above_at, self.changed_at = sending, 0, nil, now
+      self:share(now)
+    end
   else
     self.above_at = nil
   end
