@@ -150,8 +150,8 @@ end
 
 -- ---------------------------------------------------------------- sharing across nginx workers
 -- The dict holds "enabled rate ceiling confirmed last_cut paused_until changed_at" under key; a
--- worker adopts a state newer than its own (a later change of the ceiling: a cut, or a measure
--- taken again that lowered it; a later pause) and writes its own after each change.
+-- worker adopts a state newer than its own (a later change of the ceiling: a cut, a measure
+-- taken again that lowered it, a raise; a later pause) and writes its own after each change.
 
 local function num(v) return v == -math.huge and -1 or v == math.huge and -1 or v end
 
