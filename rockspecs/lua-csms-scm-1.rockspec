@@ -38,7 +38,7 @@ build = {
     CSMS_CMOD_DIR = "$(LIBDIR)",
     CSMS_LMOD_DIR = "$(LUADIR)",
   },
-  copy_directories = { "docs" },
+  copy_directories = { "docs", "types" }, -- types/: LuaLS definitions (docs/reference.md)
 }
 test = {
   type = "command",

@@ -57,7 +57,7 @@ end
 -- A copy of what the rocks build from (tracked and new files alike, no build/ and no artefacts).
 local function source_copy()
   local dir = support.tmpdir()
-  assert(run(("cd %s && tar cf - --exclude='*.o' --exclude='*.so' CMakeLists.txt src lua bin docs rockspecs "
+  assert(run(("cd %s && tar cf - --exclude='*.o' --exclude='*.so' CMakeLists.txt src lua bin docs types rockspecs "
     .. "README.md LICENSE CHANGELOG.md | tar xf - -C %s"):format(q(root), q(dir))))
   return dir
 end
@@ -162,7 +162,7 @@ describe("luarocks make, for Lua " .. V .. (JIT and " (LuaJIT)" or ""), function
     run("rm -rf " .. q(src) .. " " .. q(tree))
   end)
 
-  it("builds the library without a warning and installs the library only, with its docs", function()
+  it("builds the library without a warning and installs the library only, with its docs and types", function()
     local ok, out = run(("cd %s && %s make --deps-mode=none --tree %s rockspecs/lua-csms-scm-1.rockspec")
       :format(q(src), LUAROCKS, q(tree)))
     assert(ok, out)
@@ -177,6 +177,8 @@ describe("luarocks make, for Lua " .. V .. (JIT and " (LuaJIT)" or ""), function
     assert.same(expected, modules) -- every library module (csms/credentials/ too); no csms/emulator/, csms/cli/
     local docs = find(("%s/lib/luarocks/rocks-%s/lua-csms/scm-1/docs"):format(tree, V), ".")
     assert.same(find(root .. "/docs", "%.md$"), docs)
+    local types = find(("%s/lib/luarocks/rocks-%s/lua-csms/scm-1/types"):format(tree, V), ".")
+    assert.same(find(root .. "/types", "%.lua$"), types) -- the LuaLS definitions, for workspace.library
   end)
 
   it("installs modules that work from the tree", function()
