@@ -100,17 +100,21 @@ function M.list(client)
   return listing.all(client)
 end
 
--- { name, update_time } of every secret; an update_time that is not a whole number of
--- milliseconds (1e400, NaN, a string) is left out, as if the server had not sent one.
+-- A listed secret as { name, update_time }, or nil when it has no name; an update_time that is
+-- not a whole number of milliseconds (1e400, NaN, a string) is left out, as if the server had
+-- not sent one.
+local function target(s)
+  if type(s) == "table" and type(s.name) == "string" then
+    return { name = s.name, update_time = manifest.valid_time(s.update_time) and s.update_time or nil }
+  end
+end
+
+-- target() of every secret.
 local function list_all(client)
   local all, err = listing.all(client)
   if not all then return nil, err end
   local out = {}
-  for _, s in ipairs(all) do
-    if type(s) == "table" and type(s.name) == "string" then
-      out[#out + 1] = { name = s.name, update_time = manifest.valid_time(s.update_time) and s.update_time or nil }
-    end
-  end
+  for _, s in ipairs(all) do out[#out + 1] = target(s) end
   return out
 end
 
@@ -242,9 +246,10 @@ function backup_locked(client, opts, dir)
     if res then secrets, lerr = pages:take(res) end
     if not secrets then return end_listing(lerr) end
     for _, s in ipairs(secrets) do
-      if type(s) == "table" and type(s.name) == "string" then
+      local t = target(s)
+      if t then
         listed = listed + 1
-        select_item { name = s.name, update_time = manifest.valid_time(s.update_time) and s.update_time or nil }
+        select_item(t)
       end
     end
     if pages.ended then return end_listing() end
