@@ -295,7 +295,10 @@ end
 -- the rate. Measures from the client's first second, which may be low (a bucket's burst), only
 -- correct the cut they made; a first second's ceiling is replaced, not lowered, by the next.
 function Limiter:settle(now)
-  if #self.pending == 0 then return end
+  -- pending is in the order of `at` (each is its 429's time plus the same delay): called on
+  -- every send and answer, it returns at once until the first is due
+  local first = self.pending[1]
+  if not first or now < first.at then return end
   local lowered, keep = false, {}
   for _, p in ipairs(self.pending) do
     if now < p.at then
